@@ -1,0 +1,110 @@
+// Package content turns the desk's files into pieces and reports every problem
+// it met on the way, with the file and line it concerns. It knows nothing of the
+// store, the feeds or the mail.
+package content
+
+import (
+	"fmt"
+	"time"
+)
+
+// Author is one person credited on a piece.
+type Author struct {
+	Name  string `yaml:"name" json:"name"`
+	Role  string `yaml:"role,omitempty" json:"role,omitempty"`
+	Email string `yaml:"email,omitempty" json:"email,omitempty"`
+	URL   string `yaml:"url,omitempty" json:"url,omitempty"`
+}
+
+// Source names the publication a piece first appeared in.
+type Source struct {
+	Name string `yaml:"name" json:"name"`
+	URL  string `yaml:"url,omitempty" json:"url,omitempty"`
+}
+
+// Piece is one published (or draft) article, whatever format it came in.
+type Piece struct {
+	// ID is stable across runs: it is the slug, never a time or a random value.
+	ID   string
+	Slug string
+
+	Title string
+	// TitleDerived is true when no title was given and one was cut from the lede.
+	TitleDerived bool
+	Authors      []Author
+	// Date is the publication date the editor gave; zero when none was given.
+	Date time.Time
+	// Updated is the editor's last-updated date; zero when none was given.
+	Updated      time.Time
+	Summary      string
+	Topics       []string
+	CanonicalURL string
+	Source       Source
+	Image        string
+	Draft        bool
+
+	// HTML is the sanitised body. Links in it may still be relative to the
+	// piece; renderers make them absolute.
+	HTML string
+	// Text is the body as plain text, one paragraph per blank-line-separated block.
+	Text string
+	// Lede is the first paragraph of the body as plain text.
+	Lede string
+
+	// File is the path of the source file, relative to the content folder.
+	File string
+	// Hash is a digest of the source bytes (and sidecar), to notice edits.
+	Hash string
+
+	// FirstSeen is when the publisher first saw this piece. The content package
+	// leaves it zero; the run fills it from the store.
+	FirstSeen time.Time
+}
+
+// Published is the date readers see: the editor's date, else when the piece was first seen.
+func (p *Piece) Published() time.Time {
+	if !p.Date.IsZero() {
+		return p.Date
+	}
+	return p.FirstSeen
+}
+
+// Modified is the later of Updated and Published.
+func (p *Piece) Modified() time.Time {
+	if p.Updated.After(p.Published()) {
+		return p.Updated
+	}
+	return p.Published()
+}
+
+// Severity says whether a problem stops a piece from being published.
+type Severity int
+
+const (
+	// Warning: the piece is published, but something was guessed or dropped.
+	Warning Severity = iota
+	// Error: the piece (or file) is not published.
+	Error
+)
+
+func (s Severity) String() string {
+	if s == Error {
+		return "error"
+	}
+	return "warning"
+}
+
+// Problem is one thing wrong with one file.
+type Problem struct {
+	File     string
+	Line     int // 0 when the problem concerns the whole file
+	Severity Severity
+	Message  string
+}
+
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s: %s", p.File, p.Line, p.Severity, p.Message)
+	}
+	return fmt.Sprintf("%s: %s: %s", p.File, p.Severity, p.Message)
+}

@@ -1,0 +1,223 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// DefaultMaxBytes is the size limit for one piece when Options.MaxBytes is 0.
+const DefaultMaxBytes = 2 << 20
+
+// Options tune Load.
+type Options struct {
+	// MaxBytes is the largest piece (or sidecar) file accepted; 0 means DefaultMaxBytes.
+	MaxBytes int64
+}
+
+// Load reads every piece under dir (subfolders included): .md files (Markdown
+// with YAML front matter) and .txt files (the newsroom plain-text format), each
+// with an optional <name>.yaml sidecar whose keys win. Files are read in sorted
+// path order, so when two pieces claim one slug the first path wins.
+//
+// Every problem with a file is returned as a Problem and the other pieces still
+// load; the error is only for a folder that cannot be read or a cancelled ctx.
+// Drafts and pieces with errors are left out. Pieces come sorted by ID.
+func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, error) {
+	maxBytes := opts.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	files, problems, err := listFiles(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	var pieceFiles []string
+	sidecars := map[string]bool{}
+	for _, f := range files {
+		switch strings.ToLower(path.Ext(f)) {
+		case ".md", ".txt":
+			pieceFiles = append(pieceFiles, f)
+		case ".yaml":
+			sidecars[f] = false
+		case ".yml":
+			problems = append(problems, Problem{File: f, Severity: Warning, Message: "ignored: a sidecar must end in .yaml"})
+		default:
+			problems = append(problems, Problem{File: f, Severity: Warning, Message: "ignored: not a piece (.md or .txt) or sidecar (.yaml)"})
+		}
+	}
+
+	ps := newParser()
+	var pieces []Piece
+	slugOwner := map[string]string{}
+	for _, f := range pieceFiles {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("load %s: %w", dir, err)
+		}
+		data, prob := readLimited(dir, f, maxBytes)
+		if prob != nil {
+			problems = append(problems, *prob)
+			continue
+		}
+		var sidecar []byte
+		if sc := sidecarName(f); hasKey(sidecars, sc) {
+			sidecars[sc] = true
+			if sidecar, prob = readLimited(dir, sc, maxBytes); prob != nil {
+				problems = append(problems, *prob, Problem{File: f, Severity: Error, Message: fmt.Sprintf("not published: its sidecar %s cannot be used", sc)})
+				continue
+			}
+			if sidecar == nil {
+				sidecar = []byte{} // an empty sidecar is still a sidecar
+			}
+		}
+
+		var p Piece
+		var probs []Problem
+		if strings.EqualFold(path.Ext(f), ".md") {
+			p, probs = ps.parseMarkdown(f, data, sidecar)
+		} else {
+			p, probs = ParsePlainText(f, data, sidecar)
+		}
+		problems = append(problems, probs...)
+		if hasError(probs) || p.Draft {
+			continue
+		}
+		if earlier, taken := slugOwner[p.Slug]; taken {
+			problems = append(problems, Problem{File: f, Severity: Error,
+				Message: fmt.Sprintf("duplicate slug %q: already used by %s, which wins", p.Slug, earlier)})
+			continue
+		}
+		slugOwner[p.Slug] = f
+		pieces = append(pieces, p)
+	}
+	for _, sc := range sortedKeys(sidecars) {
+		if !sidecars[sc] {
+			problems = append(problems, Problem{File: sc, Severity: Warning,
+				Message: "sidecar with no piece: no .md or .txt file of the same name beside it"})
+		}
+	}
+	sort.Slice(pieces, func(i, j int) bool { return pieces[i].ID < pieces[j].ID })
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].File < problems[j].File })
+	return pieces, problems, nil
+}
+
+// listFiles returns the slash-separated paths under dir, sorted. Hidden files
+// and folders (".git", ".DS_Store", editor swap files) and README/LICENSE files
+// are skipped: they are the desk's housekeeping, not pieces.
+func listFiles(dir string) ([]string, []Problem, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read content folder: %w", err)
+	}
+	if !info.IsDir() {
+		return nil, nil, fmt.Errorf("read content folder %s: not a folder", dir)
+	}
+	if _, err := os.ReadDir(dir); err != nil {
+		return nil, nil, fmt.Errorf("read content folder: %w", err)
+	}
+	var files []string
+	var problems []Problem
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		rel, relErr := filepath.Rel(dir, p)
+		if relErr != nil {
+			return relErr
+		}
+		rel = filepath.ToSlash(rel)
+		if err != nil {
+			// A subfolder that cannot be read is one bad item, not a failed load.
+			problems = append(problems, Problem{File: rel, Severity: Error, Message: fmt.Sprintf("cannot read: %v", err)})
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if rel == "." {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") || strings.HasSuffix(d.Name(), "~") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || isHousekeeping(d.Name()) {
+			return nil
+		}
+		files = append(files, rel)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read content folder %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	return files, problems, nil
+}
+
+func isHousekeeping(name string) bool {
+	upper := strings.ToUpper(strings.TrimSuffix(name, path.Ext(name)))
+	return upper == "README" || upper == "LICENSE" || upper == "LICENCE"
+}
+
+// readLimited reads dir/rel unless it is larger than maxBytes, which it learns
+// without reading the file: a huge file must not be pulled into memory.
+func readLimited(dir, rel string, maxBytes int64) ([]byte, *Problem) {
+	fail := func(format string, args ...any) *Problem {
+		return &Problem{File: rel, Severity: Error, Message: fmt.Sprintf(format, args...)}
+	}
+	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
+	if err != nil {
+		return nil, fail("cannot open: %v", unwrapPath(err))
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fail("cannot stat: %v", unwrapPath(err))
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fail("not a regular file")
+	}
+	if info.Size() > maxBytes {
+		return nil, fail("too large: %d bytes, the limit is %d", info.Size(), maxBytes)
+	}
+	// The file may grow between Stat and Read: read one byte past the limit to know.
+	data, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
+	if err != nil {
+		return nil, fail("cannot read: %v", unwrapPath(err))
+	}
+	if int64(len(data)) > maxBytes {
+		return nil, fail("too large: over the limit of %d bytes", maxBytes)
+	}
+	return data, nil
+}
+
+// unwrapPath drops the absolute path from an *fs.PathError: the Problem already
+// names the file, relative to the content folder.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func hasKey(m map[string]bool, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

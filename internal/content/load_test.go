@@ -1,0 +1,232 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeTree writes files (slash paths relative to a new temp dir) and returns the dir.
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func ids(pieces []Piece) []string {
+	out := make([]string, len(pieces))
+	for i, p := range pieces {
+		out[i] = p.ID
+	}
+	return out
+}
+
+// findProblem returns the first problem for file whose message contains s.
+func findProblem(problems []Problem, file, s string) (Problem, bool) {
+	for _, p := range problems {
+		if p.File == file && strings.Contains(p.Message, s) {
+			return p, true
+		}
+	}
+	return Problem{}, false
+}
+
+const goodMD = "---\ntitle: Good\ntopics: [energy]\n---\nA good body.\n"
+
+func TestLoadBadInputKeepsTheGoodPieces(t *testing.T) {
+	fixtures := map[string]string{
+		"good.md":                 goodMD,
+		"nested/deeper/good2.txt": "Ana Babić\nA plain-text body that loads.\n",
+		"empty.md":                "",
+		"blank.txt":               "\n  \r\n",
+		"binary.txt":              "Ana\x00\x01\x02",
+		"latin1.txt":              "Ana Babi\xe6\nBody.\n",
+		"unparsable.md":           "---\ntitle: [unclosed\n---\nBody.\n",
+		"unknown-key.md":          "---\ntitle: X\ntags: [a]\n---\nBody.\n",
+		"bad-date.md":             "---\ntitle: X\ndate: 03/11/2026\n---\nBody.\n",
+		"a-dup.md":                "---\ntitle: First\nslug: same\n---\nBody.\n",
+		"b-dup.md":                "---\ntitle: Second\nslug: same\n---\nBody.\n",
+		"script.md":               "---\ntitle: S\n---\nText.\n\n<script>x()</script>\n\n[l](javascript:x())\n",
+		"big.md":                  "---\ntitle: Big\n---\n" + strings.Repeat("word ", 400) + "\n",
+		"draft.md":                "---\ntitle: D\ndraft: true\n---\nNot yet.\n",
+		"orphan.yaml":             "title: Nobody\n",
+		"notes.docx":              "PK",
+		"README.md":               "# Desk notes\n",
+		".hidden.md":              "ignored",
+		".git/config":             "ignored",
+		"empty-body.txt":          "Originally published in the Review\nAna Babić\n",
+		"sidecar-bad.txt":         "Ana Babić\nBody of a piece whose sidecar is wrong.\n",
+		"sidecar-bad.yaml":        "title: OK\n\nlanguage: en\n",
+		"!!!.md":                  "---\ntitle: No slug from this name\n---\nBody.\n",
+	}
+	dir := writeTree(t, fixtures)
+	pieces, problems, err := Load(context.Background(), dir, Options{MaxBytes: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(ids(pieces), ","), "good,good2,same,script"; got != want {
+		t.Errorf("loaded %s, want %s; problems:\n%v", got, want, problems)
+	}
+	for _, p := range pieces {
+		if p.ID == "same" && p.Title != "First" {
+			t.Errorf("duplicate slug: %q won, want the first by path", p.Title)
+		}
+		if p.ID == "good2" && p.File != "nested/deeper/good2.txt" {
+			t.Errorf("File = %q, want the slash path relative to the content folder", p.File)
+		}
+	}
+	expect := []struct {
+		file     string
+		line     int
+		severity Severity
+		contains string
+	}{
+		{"empty.md", 0, Error, "empty file"},
+		{"blank.txt", 0, Error, "empty file"},
+		{"binary.txt", 1, Error, "NUL byte at byte offset 3"},
+		{"latin1.txt", 1, Error, "invalid UTF-8 at byte offset 8"},
+		{"unparsable.md", 2, Error, "unparsable YAML"},
+		{"unknown-key.md", 3, Error, `unknown key "tags"`},
+		{"bad-date.md", 3, Error, `date: "03/11/2026" is not a date`},
+		{"b-dup.md", 0, Error, `duplicate slug "same": already used by a-dup.md`},
+		{"script.md", 6, Warning, "removed <script> at line 6"},
+		{"script.md", 8, Warning, "removed javascript: URL at line 8"},
+		{"big.md", 0, Error, "too large"},
+		{"orphan.yaml", 0, Warning, "sidecar with no piece"},
+		{"notes.docx", 0, Warning, "ignored"},
+		{"empty-body.txt", 0, Error, "empty body"},
+		{"sidecar-bad.yaml", 3, Error, `unknown key "language"`},
+		{"!!!.md", 0, Error, "empty slug"},
+	}
+	for _, e := range expect {
+		p, ok := findProblem(problems, e.file, e.contains)
+		if !ok {
+			t.Errorf("no problem for %s containing %q; got:\n%v", e.file, e.contains, problems)
+			continue
+		}
+		if p.Line != e.line || p.Severity != e.severity {
+			t.Errorf("%v: want line %d, %s", p, e.line, e.severity)
+		}
+	}
+	for _, p := range problems {
+		switch p.File {
+		case "README.md", ".hidden.md", ".git/config", "draft.md", "good.md", "nested/deeper/good2.txt", "a-dup.md":
+			if p.Severity == Error || p.File == "README.md" || strings.HasPrefix(p.File, ".") {
+				t.Errorf("unexpected problem: %v", p)
+			}
+		}
+	}
+}
+
+func TestLoadSampleContent(t *testing.T) {
+	pieces, problems, err := Load(context.Background(), "../../content", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "arctic-shipping-lanes,baltic-cable-security,black-sea-grain-insurance,caspian-gas-swaps,central-bank-reserves,drone-defence-procurement,lng-contracts-europe"
+	if got := strings.Join(ids(pieces), ","); got != want {
+		t.Errorf("sample pieces = %s, want %s (drafts skipped)", got, want)
+	}
+	// The only thing the samples may be warned about is the derived title,
+	// which the undated plain-text sample shows on purpose.
+	if len(problems) != 1 || problems[0].File != "black-sea-grain-insurance.txt" || !strings.HasPrefix(problems[0].Message, "no title: derived") {
+		t.Errorf("problems = %v", problems)
+	}
+	dated, txt := 0, 0
+	for _, p := range pieces {
+		if !p.Date.IsZero() && strings.HasSuffix(p.File, ".md") {
+			dated++
+		}
+		if strings.HasSuffix(p.File, ".txt") {
+			txt++
+		}
+		if len(p.Authors) == 0 || p.Title == "" || p.HTML == "" || p.Text == "" || p.Lede == "" {
+			t.Errorf("%s: incomplete piece %+v", p.File, p)
+		}
+	}
+	if dated > 2 || txt < 3 || len(pieces)-txt < 4 {
+		t.Errorf("samples: %d dated Markdown, %d plain text, %d Markdown", dated, txt, len(pieces)-txt)
+	}
+}
+
+func TestLoadIsDeterministic(t *testing.T) {
+	a, pa, err := Load(context.Background(), "../../content", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, pb, _ := Load(context.Background(), "../../content", Options{})
+	for i := range a {
+		if a[i].Hash != b[i].Hash || a[i].HTML != b[i].HTML || a[i].ID != b[i].ID {
+			t.Errorf("piece %d differs between loads", i)
+		}
+	}
+	if len(pa) != len(pb) {
+		t.Errorf("problems differ between loads")
+	}
+}
+
+func TestLoadSidecarBesideMarkdown(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"a.md":   goodMD,
+		"a.yaml": "title: From the sidecar\ntopics: [Security]\n",
+	})
+	pieces, problems, err := Load(context.Background(), dir, Options{})
+	if err != nil || len(problems) != 0 || len(pieces) != 1 {
+		t.Fatalf("pieces %v problems %v err %v", pieces, problems, err)
+	}
+	if p := pieces[0]; p.Title != "From the sidecar" || len(p.Topics) != 1 || p.Topics[0] != "security" {
+		t.Errorf("sidecar did not win: %q %q", p.Title, p.Topics)
+	}
+}
+
+func TestLoadUnreadableFolderIsAnError(t *testing.T) {
+	_, _, err := Load(context.Background(), filepath.Join(t.TempDir(), "missing"), Options{})
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("err = %v, want not-exist", err)
+	}
+	file := filepath.Join(t.TempDir(), "f.md")
+	if err := os.WriteFile(file, []byte(goodMD), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Load(context.Background(), file, Options{}); err == nil {
+		t.Error("a file as content folder: no error")
+	}
+}
+
+func TestLoadStopsWhenCancelled(t *testing.T) {
+	dir := writeTree(t, map[string]string{"a.md": goodMD})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := Load(ctx, dir, Options{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestReadLimitedDoesNotReadPastTheLimit(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "huge.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sparse 8 GiB file: reading it whole would exhaust memory.
+	if err := f.Truncate(8 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	data, prob := readLimited(dir, "huge.md", DefaultMaxBytes)
+	if prob == nil || data != nil || !strings.Contains(prob.Message, "too large: 8589934592 bytes") {
+		t.Errorf("prob = %v, len(data) = %d", prob, len(data))
+	}
+}

@@ -1,0 +1,134 @@
+package content
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/microcosm-cc/bluemonday"
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/renderer/html"
+	"golang.org/x/net/html/atom"
+)
+
+// parser holds what is costly to build and safe to share across files: the
+// Markdown renderer and the sanitising policy. Load builds one per call.
+type parser struct {
+	markdown goldmark.Markdown
+	policy   *bluemonday.Policy
+}
+
+func newParser() *parser {
+	return &parser{
+		markdown: goldmark.New(
+			goldmark.WithExtensions(extension.GFM),
+			// Raw HTML is rendered, then the policy decides what of it stays.
+			goldmark.WithRendererOptions(html.WithUnsafe()),
+		),
+		policy: bluemonday.UGCPolicy(),
+	}
+}
+
+// ParseMarkdown parses one Markdown piece with YAML front matter. file names
+// the piece in problems (relative to the content folder). It never panics.
+func ParseMarkdown(file string, data []byte) (Piece, []Problem) {
+	return newParser().parseMarkdown(file, data, nil)
+}
+
+func (ps *parser) parseMarkdown(file string, data, sidecar []byte) (Piece, []Problem) {
+	p := Piece{File: file, Hash: hashOf(data, sidecar)}
+	if prob := checkText(file, data); prob != nil {
+		return p, []Problem{*prob}
+	}
+	src := normalizeNewlines(data)
+
+	var problems []Problem
+	front, body, bodyLine, fmProblem := splitFrontMatter(src)
+	switch {
+	case fmProblem != "":
+		return p, []Problem{{File: file, Line: 1, Severity: Error, Message: fmProblem}}
+	case front == nil:
+		problems = append(problems, Problem{File: file, Line: 1, Severity: Warning,
+			Message: "no front matter (--- … ---): the whole file is the body"})
+	default:
+		meta, probs := parseMeta(metaSource{file: file, lineOffset: 1}, front)
+		problems = append(problems, probs...)
+		meta.apply(&p)
+	}
+	problems = append(problems, applySidecar(&p, file, sidecar)...)
+
+	problems = append(problems, scanDangerousHTML(file, body, bodyLine)...)
+	var rendered bytes.Buffer
+	if err := ps.markdown.Convert(body, &rendered); err != nil {
+		return p, append(problems, Problem{File: file, Severity: Error, Message: fmt.Sprintf("render Markdown: %v", err)})
+	}
+	p.HTML = strings.TrimSpace(ps.policy.Sanitize(rendered.String()))
+	text, blocks := htmlToText(p.HTML)
+	p.Text = text
+	for _, b := range blocks {
+		if b.tag == atom.P {
+			p.Lede = b.text
+			break
+		}
+	}
+	if p.Lede == "" && len(blocks) > 0 {
+		p.Lede = blocks[0].text
+	}
+	problems = append(problems, finish(&p, file, bodyLine)...)
+	return p, problems
+}
+
+// splitFrontMatter cuts "---\n…\n---\n" off the top. front is nil when there is
+// no front matter; problem is set when it is opened but never closed. bodyLine
+// is the file's line number of the body's first line.
+func splitFrontMatter(src []byte) (front, body []byte, bodyLine int, problem string) {
+	if !bytes.HasPrefix(src, []byte("---\n")) {
+		return nil, src, 1, ""
+	}
+	rest, offset, line := src[4:], 4, 2
+	for {
+		end := bytes.IndexByte(rest, '\n')
+		l := rest
+		if end >= 0 {
+			l = rest[:end]
+		}
+		if trimmed := string(bytes.TrimRight(l, " \t")); trimmed == "---" || trimmed == "..." {
+			front = src[4:offset]
+			if end < 0 {
+				return front, nil, line + 1, ""
+			}
+			return front, rest[end+1:], line + 1, ""
+		}
+		if end < 0 {
+			return nil, nil, 0, "front matter opened with --- on line 1 is never closed with a --- line"
+		}
+		rest, offset, line = rest[end+1:], offset+end+1, line+1
+	}
+}
+
+var (
+	scriptTag    = regexp.MustCompile(`(?i)<script`)
+	eventHandler = regexp.MustCompile(`(?i)<[a-z][^>]*?\s(on[a-z]+)\s*=`)
+	scriptURL    = regexp.MustCompile(`(?i)(javascript|vbscript)\s*:`)
+)
+
+// scanDangerousHTML reports, by line, what the sanitiser is about to remove, so
+// the editor learns of it instead of finding a silently changed piece.
+func scanDangerousHTML(file string, body []byte, firstLine int) []Problem {
+	var problems []Problem
+	for i, line := range strings.Split(string(body), "\n") {
+		n := firstLine + i
+		if scriptTag.MatchString(line) {
+			problems = append(problems, Problem{File: file, Line: n, Severity: Warning, Message: fmt.Sprintf("removed <script> at line %d", n)})
+		}
+		for _, m := range eventHandler.FindAllStringSubmatch(line, -1) {
+			problems = append(problems, Problem{File: file, Line: n, Severity: Warning, Message: fmt.Sprintf("removed event handler %s= at line %d", strings.ToLower(m[1]), n)})
+		}
+		if m := scriptURL.FindStringSubmatch(line); m != nil {
+			problems = append(problems, Problem{File: file, Line: n, Severity: Warning, Message: fmt.Sprintf("removed %s: URL at line %d", strings.ToLower(m[1]), n)})
+		}
+	}
+	return problems
+}

@@ -93,6 +93,10 @@ type SubscriberInput struct {
 // SyncResult counts what a list-file sync changed.
 type SyncResult struct {
 	Added, Updated, Reactivated, Gone, KeptSuppressed int
+	// Duplicates counts rows whose address an earlier row already gave (the later
+	// row wins); DuplicateExamples names the first few with where they stand.
+	Duplicates        int
+	DuplicateExamples []string
 }
 
 // PlannedDelivery is one subscriber's part of a digest plan. With no PieceIDs it only
@@ -159,11 +163,15 @@ type Store interface {
 	// RecordPieces stores the first-seen time (now) of every id not seen before,
 	// updates hashes, and returns the first-seen time of every id passed in.
 	RecordPieces(ctx context.Context, pieces []PieceSeen, now time.Time) (map[string]time.Time, error)
+	// FirstSeen returns the first-seen time of every piece recorded, writing nothing.
+	FirstSeen(ctx context.Context) (map[string]time.Time, error)
 
-	// SyncSubscribers makes the file-sourced subscribers match rows: new addresses
-	// are added active, known ones updated, file-sourced addresses not in rows become
-	// gone. Suppressed addresses keep their status whatever the files say.
-	SyncSubscribers(ctx context.Context, rows []SubscriberInput, now time.Time) (SyncResult, error)
+	// SyncSubscribers makes the file-sourced subscribers match the rows that each
+	// hands to add, streamed so the list is never held whole: new addresses are added
+	// active, known ones updated, file-sourced addresses not among the rows become
+	// gone. Suppressed addresses keep their status whatever the files say. An error
+	// from each (or add) rolls the whole sync back.
+	SyncSubscribers(ctx context.Context, each func(add func(SubscriberInput) error) error, now time.Time) (SyncResult, error)
 	// AddSubscriber inserts an address or updates its name, topics and cadence.
 	// It never lifts a suppression; the returned subscriber shows the status in force.
 	AddSubscriber(ctx context.Context, in SubscriberInput, now time.Time) (Subscriber, error)
@@ -180,8 +188,9 @@ type Store interface {
 	// CreateDigest starts a digest (one planning pass) and returns its id.
 	CreateDigest(ctx context.Context, now time.Time) (int64, error)
 	// PlanDeliveries, in one transaction, inserts a pending delivery for each entry
-	// with pieces and advances every entry's watermark (and LastDigestAt when it has
-	// pieces). A subscriber already holding a delivery in this digest is left alone.
+	// with pieces and advances every entry's watermark and LastDigestAt (a due
+	// subscriber with nothing new was served too). A subscriber already holding a
+	// delivery in this digest is left alone.
 	PlanDeliveries(ctx context.Context, digestID int64, planned []PlannedDelivery, now time.Time) error
 	// PendingDeliveries returns up to limit pending deliveries with id > afterID whose
 	// next attempt is due at now, in id order.
@@ -189,13 +198,21 @@ type Store interface {
 	// RecordOutcomes applies a batch of outcomes in one transaction. A permanent
 	// outcome adds a hard bounce to the subscriber and suppresses it (bounced) when
 	// it reaches bounceLimit.
-	RecordOutcomes(ctx context.Context, outcomes []Outcome, bounceLimit int) error
+	// It returns the subscribers this batch suppressed.
+	RecordOutcomes(ctx context.Context, outcomes []Outcome, bounceLimit int) (suppressed []int64, err error)
 	CountDeliveries(ctx context.Context) (DeliveryCounts, error)
+	// EarliestPending returns when the next pending delivery comes due, or ErrNotFound.
+	EarliestPending(ctx context.Context) (time.Time, error)
 
 	// AcquireLease takes or renews the named lease for holder until now+ttl.
 	// It returns false when another holder has it and it has not expired.
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
+	// LeaseHolder says who holds the named lease and until when, or ErrNotFound.
+	LeaseHolder(ctx context.Context, name string) (holder string, expires time.Time, err error)
+	// TakeLease moves the lease from a holder known to be dead to holder, only if
+	// from still holds it.
+	TakeLease(ctx context.Context, name, from, holder string, ttl time.Duration, now time.Time) (bool, error)
 
 	StartRun(ctx context.Context, now time.Time) (int64, error)
 	FinishRun(ctx context.Context, id int64, ok bool, summary string, now time.Time) error

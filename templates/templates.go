@@ -1,4 +1,5 @@
-// Package templates holds the HTML and text templates publisher renders with. They are
+// Package templates holds the HTML and text templates publisher renders with (and the
+// digest stylesheet, digest.css, which is inlined into every digest). They are
 // embedded in the binary; an operator may override any of them by putting a file of the
 // same name in the folder named by templates.dir.
 package templates
@@ -10,7 +11,7 @@ import (
 	"os"
 )
 
-//go:embed *.tmpl
+//go:embed *.tmpl *.css
 var embedded embed.FS
 
 // Embedded returns the templates built into the binary.

@@ -1,0 +1,184 @@
+package feed
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode"
+
+	"publisher/internal/content"
+)
+
+// Where the feeds live in the output folder. The archive (package site) links to
+// them and to the piece and topic pages by these same names.
+const (
+	RSSName  = "feed.xml"
+	AtomName = "atom.xml"
+	JSONName = "feed.json"
+	OPMLName = "feeds.opml"
+)
+
+// Media types of the three feed formats, for autodiscovery links and atom:link.
+const (
+	RSSType  = "application/rss+xml"
+	AtomType = "application/atom+xml"
+	JSONType = "application/feed+json"
+)
+
+// DefaultItems is how many items a feed carries when Options.Items is not set.
+const DefaultItems = 50
+
+// PieceDir is the folder of a piece's archive page, relative to the output root.
+func PieceDir(slug string) string { return "pieces/" + slug + "/" }
+
+// TopicDir is the folder of a topic's feeds and page, relative to the output root.
+func TopicDir(topicSlug string) string { return "topics/" + topicSlug + "/" }
+
+// Topic is a topic that at least one piece carries.
+type Topic struct {
+	Name string // as the pieces spell it
+	Slug string // its folder name under topics/
+}
+
+// TopicSlug turns a topic into a folder name: letters and digits lower-cased,
+// every other run of characters one hyphen. A topic with neither gets a name
+// derived from its hash, so it still has a stable home.
+func TopicSlug(name string) string {
+	var b strings.Builder
+	hyphen := false
+	for _, r := range strings.ToLower(name) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if hyphen && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			hyphen = false
+			b.WriteRune(r)
+			continue
+		}
+		hyphen = true
+	}
+	if b.Len() == 0 {
+		sum := sha256.Sum256([]byte(name))
+		return "topic-" + hex.EncodeToString(sum[:4])
+	}
+	return b.String()
+}
+
+// Topics lists the topics of pieces, by slug. Spellings that share a slug
+// ("EU", "eu") are one topic, named by the spelling that sorts first.
+func Topics(pieces []content.Piece) []Topic {
+	bySlug := map[string]string{}
+	for i := range pieces {
+		if pieces[i].Draft {
+			continue
+		}
+		for _, name := range pieces[i].Topics {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			slug := TopicSlug(name)
+			if old, ok := bySlug[slug]; !ok || name < old {
+				bySlug[slug] = name
+			}
+		}
+	}
+	topics := make([]Topic, 0, len(bySlug))
+	for slug, name := range bySlug {
+		topics = append(topics, Topic{Name: name, Slug: slug})
+	}
+	slices.SortFunc(topics, func(a, b Topic) int { return strings.Compare(a.Slug, b.Slug) })
+	return topics
+}
+
+// HasTopic reports whether p carries the topic with slug topicSlug.
+func HasTopic(p *content.Piece, topicSlug string) bool {
+	for _, name := range p.Topics {
+		if strings.TrimSpace(name) != "" && TopicSlug(strings.TrimSpace(name)) == topicSlug {
+			return true
+		}
+	}
+	return false
+}
+
+// Newest returns the publishable pieces (no drafts) newest first: by publication
+// date, then by id, so equal dates still give one order. Pieces that cannot be
+// published (bad slug, no date) are left out and described in the error.
+func Newest(pieces []content.Piece) ([]content.Piece, error) {
+	var errs []error
+	out := make([]content.Piece, 0, len(pieces))
+	for _, p := range pieces {
+		if p.Draft {
+			continue
+		}
+		if err := CheckSlug(p.Slug); err != nil {
+			errs = append(errs, fmt.Errorf("%s: slug: %w", p.File, err))
+			continue
+		}
+		if p.Published().IsZero() {
+			errs = append(errs, fmt.Errorf("%s: no date and no first-seen time: left out", p.File))
+			continue
+		}
+		out = append(out, p)
+	}
+	slices.SortStableFunc(out, func(a, b content.Piece) int {
+		if c := b.Published().Compare(a.Published()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, errors.Join(errs...)
+}
+
+// CheckSlug reports whether slug can name a folder under pieces/.
+func CheckSlug(slug string) error {
+	switch {
+	case slug == "":
+		return errors.New("empty")
+	case slug == "." || slug == "..":
+		return fmt.Errorf("%q is not a folder name", slug)
+	case strings.ContainsAny(slug, "/\\\x00"):
+		return fmt.Errorf("%q contains a slash or NUL", slug)
+	}
+	return nil
+}
+
+// ParseBase checks the site's base URL and returns it with a trailing slash.
+func ParseBase(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("base URL %q: %w", raw, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("base URL %q: must be an absolute http(s) URL", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("base URL %q: must have no query or fragment", raw)
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+		u.RawPath = ""
+	}
+	return u, nil
+}
+
+// Resolve returns base joined with a relative output path, escaped as a URL.
+func Resolve(base *url.URL, rel string) string {
+	return base.ResolveReference(&url.URL{Path: rel}).String()
+}
+
+// topicNames is a piece's topics, trimmed, without empty ones.
+func topicNames(topics []string) []string {
+	var out []string
+	for _, t := range topics {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}

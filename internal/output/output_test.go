@@ -1,0 +1,206 @@
+package output
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestWriteCreatesFilesAndFolders(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "public")
+	st, err := Write(dir, []File{
+		{Path: "index.html", Data: []byte("home")},
+		{Path: "pieces/a/index.html", Data: []byte("piece a")},
+		{Path: "topics/eu/feed.xml", Data: []byte("<rss/>")},
+	})
+	if err != nil || st != (Stats{Written: 3}) {
+		t.Fatalf("Write: %+v %v", st, err)
+	}
+	if read(t, filepath.Join(dir, "pieces", "a", "index.html")) != "piece a" {
+		t.Error("wrong content")
+	}
+	if got := read(t, filepath.Join(dir, ManifestName)); got != "index.html\npieces/a/index.html\ntopics/eu/feed.xml\n" {
+		t.Errorf("manifest %q", got)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dir, "*", "*", ".*.tmp-*"))
+	if len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+func TestUnchangedFilesAreNotRewritten(t *testing.T) {
+	dir := t.TempDir()
+	files := []File{{Path: "a.xml", Data: []byte("same")}, {Path: "b/c.json", Data: []byte("{}")}}
+	if _, err := Write(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	for _, p := range []string{"a.xml", "b/c.json", ManifestName} {
+		if err := os.Chtimes(filepath.Join(dir, p), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inode := func(p string) os.FileInfo {
+		fi, err := os.Stat(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	before := inode("a.xml")
+
+	st, err := Write(dir, []File{{Path: "a.xml", Data: []byte("same")}, {Path: "b/c.json", Data: []byte(`{"x":1}`)}})
+	if err != nil || st != (Stats{Written: 1, Unchanged: 1}) {
+		t.Fatalf("Write: %+v %v", st, err)
+	}
+	after := inode("a.xml")
+	if !after.ModTime().Equal(old) || !os.SameFile(before, after) {
+		t.Error("unchanged a.xml was rewritten")
+	}
+	if inode("b/c.json").ModTime().Equal(old) || read(t, filepath.Join(dir, "b", "c.json")) != `{"x":1}` {
+		t.Error("changed b/c.json was not rewritten")
+	}
+	if !inode(ManifestName).ModTime().Equal(old) {
+		t.Error("manifest rewritten although the set of files did not change")
+	}
+}
+
+// TestWriteReplacesAtomically shows the old file is replaced by rename, not
+// truncated in place: a reader holding the old file keeps reading whole old bytes.
+func TestWriteReplacesAtomically(t *testing.T) {
+	dir := t.TempDir()
+	oldData := bytes.Repeat([]byte("old "), 10000)
+	if _, err := Write(dir, []File{{Path: "feed.xml", Data: oldData}}); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := os.Open(filepath.Join(dir, "feed.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	newData := []byte("new")
+	if _, err := Write(dir, []File{{Path: "feed.xml", Data: newData}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(reader.Name())
+	if err != nil || !bytes.Equal(got, newData) {
+		t.Fatalf("path now holds %q, %v", got, err)
+	}
+	var held bytes.Buffer
+	if _, err := held.ReadFrom(reader); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(held.Bytes(), oldData) {
+		t.Errorf("a reader of the old file saw %d bytes, want the whole old file (%d)", held.Len(), len(oldData))
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{ManifestName, "feed.xml"}) {
+		t.Errorf("folder holds %q: temporary files left behind?", names)
+	}
+}
+
+func TestStaleFilesAreRemovedOthersKept(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Write(dir, []File{
+		{Path: "index.html", Data: []byte("i")},
+		{Path: "pieces/gone/index.html", Data: []byte("g")},
+		{Path: "topics/old/feed.xml", Data: []byte("o")},
+		{Path: "topics/kept/feed.xml", Data: []byte("k")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Files somebody else put in the output folder, one of them beside ours.
+	for _, p := range []string{"robots.txt", "topics/old/README"} {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := Write(dir, []File{{Path: "index.html", Data: []byte("i")}, {Path: "topics/kept/feed.xml", Data: []byte("k")}})
+	if err != nil || st != (Stats{Unchanged: 2, Removed: 2}) {
+		t.Fatalf("Write: %+v %v", st, err)
+	}
+	for _, p := range []string{"pieces/gone/index.html", "pieces/gone", "pieces", "topics/old/feed.xml"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); !os.IsNotExist(err) {
+			t.Errorf("%s still there (%v)", p, err)
+		}
+	}
+	for _, p := range []string{"robots.txt", "topics/old/README", "topics/kept/feed.xml", "index.html"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
+	}
+	if got := read(t, filepath.Join(dir, ManifestName)); got != "index.html\ntopics/kept/feed.xml\n" {
+		t.Errorf("manifest %q", got)
+	}
+}
+
+func TestPathsLeavingTheFolderAreRefused(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "out")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A symlink inside the folder pointing out of it.
+	if err := os.Symlink(parent, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	bad := []string{"../escape.txt", "/etc/passwd", "a/../../escape.txt", "", ".", `a\b`, ManifestName, "link/escape.txt"}
+	var files []File
+	for _, p := range bad {
+		files = append(files, File{Path: p, Data: []byte("x")})
+	}
+	files = append(files, File{Path: "good.txt", Data: []byte("ok")}, File{Path: "good.txt", Data: []byte("twice")})
+	st, err := Write(dir, files)
+	if err == nil {
+		t.Fatal("no error for paths leaving the folder")
+	}
+	for _, p := range []string{"../escape.txt", "/etc/passwd", "link/escape.txt", "produced twice"} {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error does not name %s: %v", p, err)
+		}
+	}
+	if st.Written != 1 || read(t, filepath.Join(dir, "good.txt")) != "ok" {
+		t.Errorf("the good file was not written: %+v", st)
+	}
+	if _, err := os.Stat(filepath.Join(parent, "escape.txt")); !os.IsNotExist(err) {
+		t.Error("a file was written outside the folder")
+	}
+}
+
+func TestTamperedManifestCannotDeleteOutside(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "out")
+	victim := filepath.Join(parent, "victim.txt")
+	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ManifestName), []byte("../victim.txt\n/etc/hostname\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Errorf("file outside the folder removed: %v", err)
+	}
+}

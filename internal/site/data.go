@@ -1,0 +1,207 @@
+package site
+
+import (
+	"fmt"
+	"html/template"
+	"net/url"
+	"strings"
+	"time"
+
+	"publisher/internal/content"
+	"publisher/internal/feed"
+)
+
+// pageData is what every page template receives. Pages use the parts that
+// concern them: Pieces (index, topic), Piece (piece page), Topic (topic page).
+type pageData struct {
+	Site        *siteData
+	Title       string // the page's own title; empty on the front page
+	Description string
+	Canonical   string
+	Feeds       []feedLink // autodiscovery links for this page
+	Pieces      []pieceView
+	Piece       *pieceView
+	Topic       *feedGroup
+}
+
+type siteData struct {
+	Title, Description, Language string
+	Home                         string
+	SubscribeAction              string
+	Topics                       []feed.Topic
+	Cadences                     []cadence
+	// FeedGroups are the site's feeds first, then each topic's.
+	FeedGroups []feedGroup
+	OPML       string
+}
+
+type cadence struct {
+	Value, Label string
+	Selected     bool
+}
+
+// feedGroup is one feed in its three formats.
+type feedGroup struct {
+	Name  string
+	Home  string // the HTML page the feed stands for
+	Links []feedLink
+}
+
+type feedLink struct {
+	Title string // for autodiscovery: "Desk (RSS)"
+	Label string // for lists: "RSS"
+	Type  string
+	URL   string
+}
+
+type pieceView struct {
+	piece       *content.Piece
+	Slug        string
+	Title       string
+	URL         string
+	Canonical   string
+	Authors     []authorView
+	DateISO     string
+	DateText    string
+	UpdatedISO  string // empty unless updated on a later day
+	UpdatedText string
+	Summary     string
+	Image       string
+	Source      content.Source // Name always set when there is a source; URL only when http(s)
+	Topics      []topicView
+	HTML        template.HTML
+}
+
+type authorView struct{ Name, Role, URL string }
+
+type topicView struct{ Name, URL string }
+
+func (s *Site) siteData(topics []feed.Topic) *siteData {
+	home := s.base.String()
+	sd := &siteData{
+		Title:           s.opts.Title,
+		Description:     s.opts.Description,
+		Language:        s.opts.Language,
+		Home:            home,
+		SubscribeAction: s.opts.SubscribeAction,
+		Topics:          topics,
+		OPML:            feed.Resolve(s.base, feed.OPMLName),
+	}
+	preselect := s.opts.DefaultCadence
+	if preselect == "" {
+		preselect = s.opts.Cadences[0]
+	}
+	for _, c := range s.opts.Cadences {
+		sd.Cadences = append(sd.Cadences, cadence{Value: c, Label: cadenceLabel(c), Selected: c == preselect})
+	}
+	sd.FeedGroups = append(sd.FeedGroups, s.feedGroup(s.opts.Title, s.opts.Title, ""))
+	for _, t := range topics {
+		sd.FeedGroups = append(sd.FeedGroups, s.feedGroup(t.Name, s.opts.Title+": "+t.Name, feed.TopicDir(t.Slug)))
+	}
+	return sd
+}
+
+func (s *Site) feedGroup(name, title, dir string) feedGroup {
+	g := feedGroup{Name: name, Home: feed.Resolve(s.base, dir)}
+	for _, f := range []struct{ file, label, typ string }{
+		{feed.RSSName, "RSS", feed.RSSType},
+		{feed.AtomName, "Atom", feed.AtomType},
+		{feed.JSONName, "JSON Feed", feed.JSONType},
+	} {
+		g.Links = append(g.Links, feedLink{
+			Title: title + " (" + f.label + ")",
+			Label: f.label,
+			Type:  f.typ,
+			URL:   feed.Resolve(s.base, dir+f.file),
+		})
+	}
+	return g
+}
+
+func cadenceLabel(c string) string {
+	switch c {
+	case "immediate":
+		return "As soon as a piece is out"
+	case "daily":
+		return "Daily digest"
+	case "weekly":
+		return "Weekly digest"
+	}
+	return c
+}
+
+// pieceView prepares one piece for the templates. Its body's links are made
+// absolute; if that fails the body goes out as written and the error says so.
+func (s *Site) pieceView(p *content.Piece) (pieceView, error) {
+	pageURL := s.base.ResolveReference(&url.URL{Path: feed.PieceDir(p.Slug)})
+	published, modified := p.Published().UTC(), p.Modified().UTC()
+	v := pieceView{
+		piece:     p,
+		Slug:      p.Slug,
+		Title:     p.Title,
+		URL:       pageURL.String(),
+		Canonical: pageURL.String(),
+		DateISO:   published.Format(time.RFC3339),
+		DateText:  published.Format("2 January 2006"),
+		Summary:   feed.Summary(p),
+	}
+	if v.Title == "" {
+		v.Title = p.Slug
+	}
+	if modified.Format(time.DateOnly) != published.Format(time.DateOnly) {
+		v.UpdatedISO = modified.Format(time.RFC3339)
+		v.UpdatedText = modified.Format("2 January 2006")
+	}
+	if c, ok := httpURL(p.CanonicalURL); ok {
+		v.Canonical = c
+	}
+	if p.Image != "" {
+		if u, err := url.Parse(p.Image); err == nil {
+			v.Image = pageURL.ResolveReference(u).String()
+		}
+	}
+	for _, a := range p.Authors {
+		name := strings.TrimSpace(a.Name)
+		if name == "" {
+			continue
+		}
+		link, _ := httpURL(a.URL)
+		v.Authors = append(v.Authors, authorView{Name: name, Role: strings.TrimSpace(a.Role), URL: link})
+	}
+	v.Source.Name = strings.TrimSpace(p.Source.Name)
+	if link, ok := httpURL(p.Source.URL); ok {
+		v.Source.URL = link
+		if v.Source.Name == "" {
+			u, _ := url.Parse(link)
+			v.Source.Name = u.Host
+		}
+	}
+	seen := map[string]bool{}
+	for _, name := range p.Topics {
+		name = strings.TrimSpace(name)
+		slug := feed.TopicSlug(name)
+		if name == "" || seen[slug] {
+			continue
+		}
+		seen[slug] = true
+		v.Topics = append(v.Topics, topicView{Name: name, URL: feed.Resolve(s.base, feed.TopicDir(slug))})
+	}
+	body, err := content.ResolveLinks(p.HTML, pageURL)
+	if err != nil {
+		body = p.HTML
+		err = fmt.Errorf("%s: site: %w", p.File, err)
+	}
+	// The body was sanitised by package content when it was loaded; it is the
+	// one value the templates print unescaped.
+	v.HTML = template.HTML(body)
+	return v, err
+}
+
+func httpURL(raw string) (string, bool) {
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	if raw == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", false
+	}
+	return u.String(), true
+}

@@ -1,0 +1,242 @@
+// Package site renders the static archive: a front page with the latest pieces,
+// every feed and the e-mail sign-up form, one page per piece and one per topic.
+// Like package feed it is a pure renderer: the same pieces give the same bytes.
+package site
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/url"
+	"strings"
+	"time"
+
+	"publisher/internal/content"
+	"publisher/internal/feed"
+	"publisher/internal/output"
+	"publisher/templates"
+)
+
+// Template files the archive is drawn from. The layout file defines the page
+// frame ("site-layout") and shared pieces; each page file defines "site-main".
+const (
+	LayoutTemplate = "site-layout.html.tmpl"
+	IndexTemplate  = "site-index.html.tmpl"
+	PieceTemplate  = "site-piece.html.tmpl"
+	TopicTemplate  = "site-topic.html.tmpl"
+)
+
+// defaultCadences are the digest cadences the sign-up form offers when
+// Options.Cadences is empty.
+func defaultCadences() []string { return []string{"immediate", "daily", "weekly"} }
+
+// Options describe the site.
+type Options struct {
+	Title       string
+	Description string
+	// BaseURL is the absolute URL the output folder is served at.
+	BaseURL string
+	// Language is the pages' lang attribute; "en" when empty.
+	Language string
+	// Templates holds the template files; nil means the embedded set.
+	Templates fs.FS
+	// SubscribeAction is where the sign-up form posts. Empty leaves the form
+	// out: a static archive has nothing to post to until the daemon serves one.
+	SubscribeAction string
+	// Cadences the form offers (immediate, daily, weekly when empty), the
+	// first of them, or DefaultCadence, preselected.
+	Cadences       []string
+	DefaultCadence string
+	// IndexItems is how many pieces the front page lists; 0 lists them all.
+	IndexItems int
+}
+
+// Site renders archive pages from templates parsed once.
+type Site struct {
+	opts  Options
+	base  *url.URL
+	pages map[string]*template.Template // by page template file name
+}
+
+// New checks opts and parses the templates. A template that does not parse is
+// an error naming its file and line.
+func New(opts Options) (*Site, error) {
+	if strings.TrimSpace(opts.Title) == "" {
+		return nil, errors.New("site: title is empty")
+	}
+	base, err := feed.ParseBase(opts.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("site: %w", err)
+	}
+	if opts.Templates == nil {
+		opts.Templates = templates.FS("")
+	}
+	if opts.Language == "" {
+		opts.Language = "en"
+	}
+	if len(opts.Cadences) == 0 {
+		opts.Cadences = defaultCadences()
+	}
+	pages, errs := parse(opts.Templates)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("site: %w", errors.Join(errs...))
+	}
+	return &Site{opts: opts, base: base, pages: pages}, nil
+}
+
+// parse builds one template set per page: the layout plus that page's file,
+// so that every page can define its own "site-main".
+func parse(fsys fs.FS) (map[string]*template.Template, []error) {
+	layout, err := fs.ReadFile(fsys, LayoutTemplate)
+	if err != nil {
+		return nil, []error{fmt.Errorf("template %s: %w", LayoutTemplate, err)}
+	}
+	pages := map[string]*template.Template{}
+	var errs []error
+	for _, name := range []string{IndexTemplate, PieceTemplate, TopicTemplate} {
+		text, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("template %s: %w", name, err))
+			continue
+		}
+		t := template.New(name)
+		if _, err := t.New(LayoutTemplate).Parse(string(layout)); err != nil {
+			// The same layout error would repeat for every page: report it once.
+			return nil, []error{err}
+		}
+		if _, err := t.Parse(string(text)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, needed := range []string{"site-layout", "site-main"} {
+			if t.Lookup(needed) == nil {
+				errs = append(errs, fmt.Errorf("template %s: defines no %q template", name, needed))
+			}
+		}
+		pages[name] = t
+	}
+	return pages, errs
+}
+
+// CheckTemplates reports every problem with the archive templates in fsys:
+// files that are missing or do not parse, and templates that fail on a sample
+// site (an unknown field, say). Each error names the file and line.
+func CheckTemplates(fsys fs.FS) []error {
+	pages, errs := parse(fsys)
+	if len(errs) > 0 {
+		return errs
+	}
+	s := &Site{
+		opts: Options{
+			Title: "Sample desk", BaseURL: "https://desk.example/", Language: "en",
+			SubscribeAction: "/subscribe", Cadences: defaultCadences(), Templates: fsys,
+		},
+		pages: pages,
+	}
+	s.base, _ = url.Parse(s.opts.BaseURL)
+	var out []error
+	if err := s.render(samplePieces(), func(string, []byte) {}); err != nil {
+		out = append(out, err)
+	}
+	return out
+}
+
+// Check executes the site's templates against a sample set of pieces, so that
+// `publisher check` finds template mistakes that only show when rendering.
+func (s *Site) Check() error {
+	return s.render(samplePieces(), func(string, []byte) {})
+}
+
+func samplePieces() []content.Piece {
+	date := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	return []content.Piece{{
+		ID: "sample", Slug: "sample", Title: "Sample piece", File: "sample.md",
+		Authors: []content.Author{{Name: "A. Author", Role: "Analyst", URL: "https://desk.example/a"}},
+		Date:    date, Updated: date.AddDate(0, 0, 1), Summary: "A summary.", Lede: "A lede.",
+		Topics: []string{"Sample topic"}, Source: content.Source{Name: "The Source", URL: "https://source.example/"},
+		CanonicalURL: "https://source.example/sample", Image: "cover.png",
+		HTML: `<p>Body with <a href="other/">a link</a>.</p>`,
+	}}
+}
+
+// Render returns index.html, pieces/<slug>/index.html for every piece and
+// topics/<slug>/index.html for every topic. Pieces that cannot get a page are
+// left out and named in the error; the files returned are complete for the rest.
+func (s *Site) Render(pieces []content.Piece) ([]output.File, error) {
+	var files []output.File
+	err := s.render(pieces, func(path string, data []byte) {
+		files = append(files, output.File{Path: path, Data: data})
+	})
+	return files, err
+}
+
+// render renders every page and hands each to emit. A template failure stops
+// rendering (every page would fail alike); a piece problem only leaves that
+// piece out.
+func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte)) error {
+	sorted, sortErr := feed.Newest(pieces)
+	errs := []error{sortErr}
+	topics := feed.Topics(sorted)
+	sd := s.siteData(topics)
+
+	views := make([]pieceView, 0, len(sorted))
+	for i := range sorted {
+		v, err := s.pieceView(&sorted[i])
+		if err != nil {
+			errs = append(errs, err)
+		}
+		views = append(views, v)
+	}
+
+	exec := func(tmpl, path string, data *pageData) error {
+		var buf bytes.Buffer
+		if err := s.pages[tmpl].ExecuteTemplate(&buf, "site-layout", data); err != nil {
+			return fmt.Errorf("site: %s: %w", path, err)
+		}
+		emit(path, buf.Bytes())
+		return nil
+	}
+
+	listed := views
+	if s.opts.IndexItems > 0 && len(listed) > s.opts.IndexItems {
+		listed = listed[:s.opts.IndexItems]
+	}
+	index := &pageData{
+		Site: sd, Canonical: sd.Home, Description: s.opts.Description,
+		Feeds: sd.FeedGroups[0].Links, Pieces: listed,
+	}
+	if err := exec(IndexTemplate, "index.html", index); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for i := range views {
+		v := &views[i]
+		data := &pageData{
+			Site: sd, Title: v.Title, Canonical: v.Canonical, Description: v.Summary,
+			Feeds: sd.FeedGroups[0].Links, Piece: v,
+		}
+		if err := exec(PieceTemplate, feed.PieceDir(v.Slug)+"index.html", data); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+	}
+	for i, t := range topics {
+		group := &sd.FeedGroups[i+1]
+		var on []pieceView
+		for j := range views {
+			if feed.HasTopic(views[j].piece, t.Slug) {
+				on = append(on, views[j])
+			}
+		}
+		data := &pageData{
+			Site: sd, Title: t.Name, Canonical: group.Home,
+			Description: fmt.Sprintf("Pieces on %s from %s", t.Name, s.opts.Title),
+			Feeds:       append(append([]feedLink{}, group.Links...), sd.FeedGroups[0].Links...),
+			Topic:       group, Pieces: on,
+		}
+		if err := exec(TopicTemplate, feed.TopicDir(t.Slug)+"index.html", data); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,463 @@
+package site
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+
+	"publisher/internal/content"
+	"publisher/internal/output"
+	"publisher/templates"
+)
+
+const base = "https://desk.example/"
+
+const hostile = `<script>alert(1)</script>`
+
+var day = time.Date(2024, 4, 10, 8, 0, 0, 0, time.UTC)
+
+func fixture() []content.Piece {
+	return []content.Piece{
+		{
+			ID: "older", Slug: "older", File: "older.md", Title: "Older piece",
+			Authors: []content.Author{{Name: "Ann Analyst", Role: "Senior Fellow", URL: "https://desk.example/ann"}, {Name: "Bob Baker"}},
+			Date:    day, Updated: day.AddDate(0, 0, 3),
+			Summary: "Older summary.",
+			Topics:  []string{"Energy Policy"},
+			Source:  content.Source{Name: "The Daily Paper", URL: "https://paper.example/older"},
+			HTML:    `<p>Read <a href="../newer/">the newer piece</a>.</p><p><img src="map.png" alt="a map"></p>`,
+		},
+		{
+			ID: "newer", Slug: "newer", File: "newer.txt", Title: hostile,
+			Authors:   []content.Author{{Name: "Cleo <b>Chen</b>", Role: "Editor"}},
+			FirstSeen: day.AddDate(0, 0, 1),
+			Lede:      "Newer lede & more.",
+			Topics:    []string{"Energy Policy", "EU"},
+			Source:    content.Source{Name: "Quarterly Review"},
+			HTML:      "<p>Newer body.</p>",
+		},
+		{ID: "draft", Slug: "draft", Title: "Draft", Draft: true, Date: day, HTML: "<p>x</p>"},
+	}
+}
+
+func newSite(t *testing.T, mutate ...func(*Options)) *Site {
+	t.Helper()
+	opts := Options{
+		Title: "Analysis Desk", Description: "Analysis from the desk", BaseURL: base,
+		Language: "en-GB", SubscribeAction: "/subscribe", DefaultCadence: "weekly",
+	}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func renderPages(t *testing.T, s *Site) map[string]*html.Node {
+	t.Helper()
+	files, err := s.Render(fixture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := map[string]*html.Node{}
+	for _, f := range files {
+		doc, err := html.Parse(bytes.NewReader(f.Data))
+		if err != nil {
+			t.Fatalf("%s: %v", f.Path, err)
+		}
+		pages[f.Path] = doc
+	}
+	return pages
+}
+
+// find returns every element named tag under n, in document order.
+func find(n *html.Node, tag string) []*html.Node {
+	var out []*html.Node
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == tag {
+			out = append(out, n)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return out
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+func hasAttr(n *html.Node, key string) bool {
+	return slices.ContainsFunc(n.Attr, func(a html.Attribute) bool { return a.Key == key })
+}
+
+func text(n *html.Node) string {
+	var b strings.Builder
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.TextNode {
+			b.WriteString(n.Data)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return strings.Join(strings.Fields(b.String()), " ")
+}
+
+func TestPages(t *testing.T) {
+	pages := renderPages(t, newSite(t))
+	var paths []string
+	for p := range pages {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	want := []string{"index.html", "pieces/newer/index.html", "pieces/older/index.html", "topics/energy-policy/index.html", "topics/eu/index.html"}
+	if !slices.Equal(paths, want) {
+		t.Fatalf("pages %q, want %q", paths, want)
+	}
+}
+
+func TestEveryPageHasAutodiscoveryLangViewportAndNoScript(t *testing.T) {
+	pages := renderPages(t, newSite(t))
+	siteFeeds := []string{
+		"application/rss+xml " + base + "feed.xml",
+		"application/atom+xml " + base + "atom.xml",
+		"application/feed+json " + base + "feed.json",
+	}
+	for path, doc := range pages {
+		var alternates []string
+		for _, l := range find(doc, "link") {
+			if attr(l, "rel") == "alternate" {
+				alternates = append(alternates, attr(l, "type")+" "+attr(l, "href"))
+				if attr(l, "title") == "" {
+					t.Errorf("%s: autodiscovery link without a title", path)
+				}
+			}
+		}
+		want := siteFeeds
+		if strings.HasPrefix(path, "topics/eu/") {
+			want = append([]string{
+				"application/rss+xml " + base + "topics/eu/feed.xml",
+				"application/atom+xml " + base + "topics/eu/atom.xml",
+				"application/feed+json " + base + "topics/eu/feed.json",
+			}, siteFeeds...)
+		}
+		if strings.HasPrefix(path, "topics/energy-policy/") {
+			want = append([]string{
+				"application/rss+xml " + base + "topics/energy-policy/feed.xml",
+				"application/atom+xml " + base + "topics/energy-policy/atom.xml",
+				"application/feed+json " + base + "topics/energy-policy/feed.json",
+			}, siteFeeds...)
+		}
+		if !slices.Equal(alternates, want) {
+			t.Errorf("%s: alternates %q, want %q", path, alternates, want)
+		}
+		if lang := attr(find(doc, "html")[0], "lang"); lang != "en-GB" {
+			t.Errorf("%s: lang %q", path, lang)
+		}
+		viewport := false
+		for _, m := range find(doc, "meta") {
+			if attr(m, "name") == "viewport" && strings.Contains(attr(m, "content"), "width=device-width") {
+				viewport = true
+			}
+		}
+		if !viewport {
+			t.Errorf("%s: no viewport meta", path)
+		}
+		if s := find(doc, "script"); len(s) > 0 {
+			t.Errorf("%s: %d script elements", path, len(s))
+		}
+		styles := find(doc, "style")
+		if len(styles) != 1 || !strings.Contains(text(styles[0]), "prefers-color-scheme:dark") {
+			t.Errorf("%s: want one inline style with a dark-mode rule", path)
+		}
+		if slices.ContainsFunc(find(doc, "link"), func(l *html.Node) bool { return attr(l, "rel") == "stylesheet" }) {
+			t.Errorf("%s: external stylesheet", path)
+		}
+	}
+}
+
+func TestIndexListsPiecesAndEveryFeed(t *testing.T) {
+	doc := renderPages(t, newSite(t))["index.html"]
+	items := find(find(doc, "ol")[0], "li")
+	if len(items) != 2 {
+		t.Fatalf("%d pieces listed, want 2 (drafts left out)", len(items))
+	}
+	first, second := text(items[0]), text(items[1])
+	if !strings.HasPrefix(first, hostile) || !strings.Contains(first, "11 April 2024") || !strings.Contains(first, "Cleo <b>Chen</b> (Editor)") || !strings.Contains(first, "Newer lede & more.") {
+		t.Errorf("first entry %q", first)
+	}
+	if !strings.HasPrefix(second, "Older piece") || !strings.Contains(second, "Ann Analyst (Senior Fellow), Bob Baker") || !strings.Contains(second, "Older summary.") {
+		t.Errorf("second entry %q", second)
+	}
+	if href := attr(find(items[1], "a")[0], "href"); href != base+"pieces/older/" {
+		t.Errorf("piece link %q", href)
+	}
+	if dt := attr(find(items[1], "time")[0], "datetime"); dt != "2024-04-10T08:00:00Z" {
+		t.Errorf("datetime %q", dt)
+	}
+
+	var feeds []string
+	for _, a := range find(doc, "a") {
+		if h := attr(a, "href"); strings.HasSuffix(h, ".xml") || strings.HasSuffix(h, ".json") || strings.HasSuffix(h, ".opml") {
+			feeds = append(feeds, strings.TrimPrefix(h, base))
+		}
+	}
+	for _, want := range []string{
+		"feed.xml", "atom.xml", "feed.json",
+		"topics/energy-policy/feed.xml", "topics/energy-policy/atom.xml", "topics/energy-policy/feed.json",
+		"topics/eu/feed.xml", "topics/eu/atom.xml", "topics/eu/feed.json", "feeds.opml",
+	} {
+		if !slices.Contains(feeds, want) {
+			t.Errorf("index does not link %s (links %q)", want, feeds)
+		}
+	}
+}
+
+func TestSignUpForm(t *testing.T) {
+	doc := renderPages(t, newSite(t))["index.html"]
+	forms := find(doc, "form")
+	if len(forms) != 1 {
+		t.Fatalf("%d forms", len(forms))
+	}
+	f := forms[0]
+	if attr(f, "method") != "post" || attr(f, "action") != "/subscribe" {
+		t.Errorf("form method %q action %q", attr(f, "method"), attr(f, "action"))
+	}
+	var fields, topics []string
+	for _, in := range find(f, "input") {
+		fields = append(fields, attr(in, "type")+":"+attr(in, "name"))
+		if attr(in, "type") == "checkbox" {
+			topics = append(topics, attr(in, "value"))
+		}
+		if attr(in, "name") == "email" && !hasAttr(in, "required") {
+			t.Error("email is not required")
+		}
+		if id := attr(in, "id"); id != "" && !slices.ContainsFunc(find(f, "label"), func(l *html.Node) bool { return attr(l, "for") == id }) {
+			t.Errorf("input %s has no label", id)
+		}
+	}
+	if want := []string{"email:email", "text:name", "checkbox:topics", "checkbox:topics"}; !slices.Equal(fields, want) {
+		t.Errorf("fields %q, want %q", fields, want)
+	}
+	if !slices.Equal(topics, []string{"Energy Policy", "EU"}) {
+		t.Errorf("topic values %q", topics)
+	}
+	selects := find(f, "select")
+	if len(selects) != 1 || attr(selects[0], "name") != "cadence" {
+		t.Fatal("no cadence select")
+	}
+	var options []string
+	for _, o := range find(selects[0], "option") {
+		v := attr(o, "value")
+		if hasAttr(o, "selected") {
+			v += "*"
+		}
+		options = append(options, v)
+	}
+	if !slices.Equal(options, []string{"immediate", "daily", "weekly*"}) {
+		t.Errorf("cadence options %q", options)
+	}
+	buttons := find(f, "button")
+	if len(buttons) != 1 || attr(buttons[0], "type") != "submit" {
+		t.Error("no submit button")
+	}
+
+	noForm := renderPages(t, newSite(t, func(o *Options) { o.SubscribeAction = "" }))["index.html"]
+	if len(find(noForm, "form")) != 0 {
+		t.Error("form shown with nowhere to post")
+	}
+	unsafe := renderPages(t, newSite(t, func(o *Options) { o.SubscribeAction = "javascript:alert(1)" }))["index.html"]
+	if a := attr(find(unsafe, "form")[0], "action"); strings.Contains(a, "javascript") {
+		t.Errorf("action %q", a)
+	}
+}
+
+func TestPiecePage(t *testing.T) {
+	doc := renderPages(t, newSite(t))["pieces/older/index.html"]
+	article := find(doc, "article")[0]
+	if h := text(find(article, "h1")[0]); h != "Older piece" {
+		t.Errorf("h1 %q", h)
+	}
+	if title := text(find(doc, "title")[0]); title != "Older piece · Analysis Desk" {
+		t.Errorf("title %q", title)
+	}
+	meta := text(find(article, "p")[0])
+	if meta != "By Ann Analyst (Senior Fellow), Bob Baker · 10 April 2024 · updated 13 April 2024" {
+		t.Errorf("byline %q", meta)
+	}
+	var hrefs, srcs []string
+	for _, a := range find(article, "a") {
+		hrefs = append(hrefs, attr(a, "href"))
+	}
+	for _, img := range find(article, "img") {
+		srcs = append(srcs, attr(img, "src"))
+	}
+	wantHrefs := []string{"https://desk.example/ann", base + "pieces/newer/", "https://paper.example/older", base + "topics/energy-policy/"}
+	if !slices.Equal(hrefs, wantHrefs) {
+		t.Errorf("links %q, want %q", hrefs, wantHrefs)
+	}
+	if !slices.Equal(srcs, []string{base + "pieces/older/map.png"}) {
+		t.Errorf("images %q", srcs)
+	}
+	var source string
+	for _, p := range find(article, "p") {
+		if attr(p, "class") == "source" {
+			source = text(p)
+		}
+	}
+	if source != "Originally published in The Daily Paper." {
+		t.Errorf("source %q", source)
+	}
+	for _, l := range find(doc, "link") {
+		if attr(l, "rel") == "canonical" && attr(l, "href") != base+"pieces/older/" {
+			t.Errorf("canonical %q", attr(l, "href"))
+		}
+	}
+}
+
+func TestHostileTextIsEscaped(t *testing.T) {
+	s := newSite(t, func(o *Options) { o.Title = hostile })
+	files, err := s.Render(fixture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if bytes.Contains(f.Data, []byte(hostile)) || bytes.Contains(f.Data, []byte("<b>Chen")) {
+			t.Errorf("%s: hostile text printed unescaped", f.Path)
+		}
+		doc, err := html.Parse(bytes.NewReader(f.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(find(doc, "script")) != 0 || len(find(doc, "b")) != 0 {
+			t.Errorf("%s: hostile markup became elements", f.Path)
+		}
+	}
+	doc, _ := html.Parse(bytes.NewReader(files[slices.IndexFunc(files, func(f output.File) bool { return f.Path == "pieces/newer/index.html" })].Data))
+	if h := text(find(find(doc, "article")[0], "h1")[0]); h != hostile {
+		t.Errorf("h1 text %q, want the title as text", h)
+	}
+}
+
+func TestTopicPage(t *testing.T) {
+	doc := renderPages(t, newSite(t))["topics/eu/index.html"]
+	if h := text(find(find(doc, "main")[0], "h1")[0]); h != "EU" {
+		t.Errorf("h1 %q", h)
+	}
+	items := find(find(doc, "ol")[0], "li")
+	if len(items) != 1 || !strings.HasPrefix(text(items[0]), hostile) {
+		t.Errorf("topic lists %d pieces", len(items))
+	}
+}
+
+func TestDeterministicAndWrittenOnce(t *testing.T) {
+	s := newSite(t)
+	a, err := s.Render(fixture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reversed := fixture()
+	slices.Reverse(reversed)
+	b, err := s.Render(reversed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != len(b) {
+		t.Fatalf("%d files, then %d", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].Path != b[i].Path || !bytes.Equal(a[i].Data, b[i].Data) {
+			t.Errorf("%s differs between renders", a[i].Path)
+		}
+	}
+	dir := t.TempDir()
+	if st, err := output.Write(dir, a); err != nil || st.Written != len(a) {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if st, err := output.Write(dir, b); err != nil || st.Written != 0 || st.Unchanged != len(a) {
+		t.Fatalf("second write %+v %v", st, err)
+	}
+}
+
+func TestBadPieceLeftOut(t *testing.T) {
+	pieces := append(fixture(), content.Piece{ID: "bad", Slug: "a/b", File: "bad.md", Title: "Bad", Date: day})
+	files, err := newSite(t).Render(pieces)
+	if err == nil || !strings.Contains(err.Error(), "bad.md") {
+		t.Fatalf("error %v should name bad.md", err)
+	}
+	if len(files) != 5 {
+		t.Errorf("%d pages, want the 5 of the good pieces", len(files))
+	}
+}
+
+func writeTemplate(t *testing.T, dir, name, text string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTemplateProblemsNameFileAndLine(t *testing.T) {
+	if errs := CheckTemplates(templates.FS("")); len(errs) != 0 {
+		t.Fatalf("embedded templates: %v", errs)
+	}
+
+	dir := t.TempDir()
+	writeTemplate(t, dir, PieceTemplate, "{{define \"site-main\"}}\n<h1>{{.Piece.Title}}</h1>\n{{if}}\n{{end}}\n")
+	_, err := New(Options{Title: "x", BaseURL: base, Templates: templates.FS(dir)})
+	if err == nil || !strings.Contains(err.Error(), PieceTemplate+":3") {
+		t.Errorf("parse error %v should name %s:3", err, PieceTemplate)
+	}
+	if errs := CheckTemplates(templates.FS(dir)); len(errs) != 1 || !strings.Contains(errs[0].Error(), PieceTemplate+":3") {
+		t.Errorf("CheckTemplates: %v", errs)
+	}
+
+	// Parses, but fails when run: only executing finds it.
+	dir = t.TempDir()
+	writeTemplate(t, dir, TopicTemplate, "{{define \"site-main\"}}\n\n<h1>{{.Topic.Nmae}}</h1>\n{{end}}\n")
+	s, err := New(Options{Title: "x", BaseURL: base, Templates: templates.FS(dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err == nil || !strings.Contains(err.Error(), TopicTemplate+":3") {
+		t.Errorf("Check: %v should name %s:3", err, TopicTemplate)
+	}
+	if errs := CheckTemplates(templates.FS(dir)); len(errs) != 1 || !strings.Contains(errs[0].Error(), "Nmae") {
+		t.Errorf("CheckTemplates: %v", errs)
+	}
+
+	// An override that forgets to define the page body.
+	dir = t.TempDir()
+	writeTemplate(t, dir, IndexTemplate, "<p>no defines</p>\n")
+	if errs := CheckTemplates(templates.FS(dir)); len(errs) != 1 || !strings.Contains(errs[0].Error(), IndexTemplate) {
+		t.Errorf("CheckTemplates: %v", errs)
+	}
+
+	// An override of the layout is used.
+	dir = t.TempDir()
+	writeTemplate(t, dir, LayoutTemplate, `{{define "site-layout"}}<!DOCTYPE html><html lang="{{.Site.Language}}"><title>custom</title>{{template "site-main" .}}</html>{{end}}{{define "site-piece-list"}}{{end}}{{define "site-authors"}}{{end}}`)
+	files, err := newSite(t, func(o *Options) { o.Templates = templates.FS(dir) }).Render(fixture())
+	if err != nil || !bytes.Contains(files[0].Data, []byte("<title>custom</title>")) {
+		t.Errorf("override layout not used: %v", err)
+	}
+}

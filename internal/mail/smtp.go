@@ -1,0 +1,366 @@
+package mail
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/textproto"
+	"strings"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
+)
+
+// TLS policies for SMTPConfig.TLS.
+const (
+	TLSStartTLS = "starttls" // STARTTLS, refusing servers that do not offer it
+	TLSImplicit = "tls"      // TLS from the first byte (port 465)
+	TLSNone     = "none"     // plain text; loopback servers only
+)
+
+// SMTPConfig describes one SMTP server.
+type SMTPConfig struct {
+	Host     string
+	Port     int // 0: 587 for starttls, 465 for tls, 25 for none
+	Username string
+	Password string
+	TLS      string // TLSStartTLS (default), TLSImplicit or TLSNone
+	HELO     string // name to greet with; empty: the machine's host name
+	// ConnectTimeout bounds dialling; SendTimeout bounds the greeting,
+	// STARTTLS and AUTH, and then each message on its own.
+	ConnectTimeout time.Duration
+	SendTimeout    time.Duration
+	DKIM           *DKIM
+	// TLSConfig overrides the TLS settings (tests pass their RootCAs here).
+	// ServerName defaults to Host.
+	TLSConfig *tls.Config
+}
+
+// SMTPTransport hands out Senders that each keep one connection open.
+type SMTPTransport struct {
+	cfg SMTPConfig
+}
+
+// NewSMTPTransport checks cfg; it does not connect.
+func NewSMTPTransport(cfg SMTPConfig) (*SMTPTransport, error) {
+	if cfg.Host == "" {
+		return nil, errors.New("smtp: host is not set")
+	}
+	if cfg.TLS == "" {
+		cfg.TLS = TLSStartTLS
+	}
+	switch cfg.TLS {
+	case TLSStartTLS, TLSImplicit:
+	case TLSNone:
+		if !isLoopback(cfg.Host) {
+			return nil, fmt.Errorf("smtp: tls %q is only allowed for a loopback host, not %q", TLSNone, cfg.Host)
+		}
+	default:
+		return nil, fmt.Errorf("smtp: tls %q: want %q, %q or %q", cfg.TLS, TLSStartTLS, TLSImplicit, TLSNone)
+	}
+	if cfg.Port == 0 {
+		cfg.Port = map[string]int{TLSStartTLS: 587, TLSImplicit: 465, TLSNone: 25}[cfg.TLS]
+	}
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("smtp: port %d out of range", cfg.Port)
+	}
+	if cfg.Password != "" && cfg.Username == "" {
+		return nil, errors.New("smtp: password given without a username")
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 15 * time.Second
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = 60 * time.Second
+	}
+	if err := headerSafe(cfg.HELO); err != nil || strings.ContainsAny(cfg.HELO, " ") {
+		return nil, fmt.Errorf("smtp: helo %q is not a host name", cfg.HELO)
+	}
+	if cfg.DKIM != nil {
+		if err := cfg.DKIM.check(); err != nil {
+			return nil, fmt.Errorf("smtp: dkim: %w", err)
+		}
+	}
+	return &SMTPTransport{cfg: cfg}, nil
+}
+
+// isLoopback accepts "localhost" and loopback IP literals; other names are
+// not resolved, since DNS could point them anywhere later.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// NewSender connects to the server. Each Sender owns its go-mail client:
+// the client's AUTH selection mutates it, so it must not be shared.
+func (t *SMTPTransport) NewSender(ctx context.Context) (Sender, error) {
+	s := &smtpSender{t: t}
+	client, err := t.newClient(s.dialConn)
+	if err != nil {
+		return nil, err
+	}
+	s.client = client
+	if err := s.dial(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (t *SMTPTransport) tlsConfig() *tls.Config {
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.cfg.TLSConfig != nil {
+		tlsConfig = t.cfg.TLSConfig.Clone()
+	}
+	if tlsConfig.ServerName == "" {
+		tlsConfig.ServerName = strings.Trim(t.cfg.Host, "[]")
+	}
+	return tlsConfig
+}
+
+func (t *SMTPTransport) newClient(dial gomail.DialContextFunc) (*gomail.Client, error) {
+	cfg := t.cfg
+	tlsConfig := t.tlsConfig()
+	opts := []gomail.Option{
+		// Our own dial function keeps hold of the net.Conn: closing it is
+		// the only way to interrupt go-mail's smtp.Client, whose Close
+		// waits for the lock a blocked read holds.
+		gomail.WithDialContextFunc(dial),
+		gomail.WithPort(cfg.Port),
+		// go-mail uses one timeout for the dial and for every later
+		// exchange; the dial is further bounded by ConnectTimeout below.
+		gomail.WithTimeout(cfg.SendTimeout),
+		gomail.WithTLSConfig(tlsConfig),
+		// The next MAIL FROM shows whether the connection is alive; a NOOP
+		// before every message would cost a round trip each.
+		gomail.WithoutNoop(),
+	}
+	switch cfg.TLS {
+	case TLSStartTLS:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	case TLSImplicit, TLSNone:
+		// Implicit TLS is done by dialConn; go-mail must not add STARTTLS.
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	}
+	if cfg.HELO != "" {
+		opts = append(opts, gomail.WithHELO(cfg.HELO))
+	}
+	if cfg.Username != "" {
+		opts = append(opts, gomail.WithUsername(cfg.Username), gomail.WithPassword(cfg.Password))
+		if cfg.TLS != TLSStartTLS {
+			// go-mail cannot see that a connection from a custom dial
+			// function is TLS, so name the mechanisms: this is either
+			// implicit TLS or a loopback host (checked in NewSMTPTransport),
+			// where the password never leaves the machine.
+			opts = append(opts, gomail.WithOpportunisticSMTPAuth(
+				gomail.SMTPAuthSCRAMSHA256, gomail.SMTPAuthSCRAMSHA1, gomail.SMTPAuthCramMD5,
+				gomail.SMTPAuthPlainNoEnc, gomail.SMTPAuthLoginNoEnc))
+		} else {
+			// Over TLS: the strongest mechanism the server offers, PLAIN
+			// and LOGIN included.
+			opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover))
+		}
+	}
+	client, err := gomail.NewClient(cfg.Host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("smtp %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	return client, nil
+}
+
+type smtpSender struct {
+	t       *SMTPTransport
+	client  *gomail.Client
+	conn    *smtp.Client // nil until dialled and after a failure
+	netConn net.Conn     // the connection under conn
+}
+
+// dialConn opens the TCP connection, with the TLS handshake for implicit
+// TLS, and remembers it.
+func (s *smtpSender) dialConn(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if s.t.cfg.TLS == TLSImplicit {
+		tlsConn := tls.Client(conn, s.t.tlsConfig())
+		if err := tlsConn.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		conn = tlsConn // smtp.Client recognises *tls.Conn as encrypted
+	}
+	s.netConn = conn
+	return conn, nil
+}
+
+func (s *smtpSender) dial(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.t.cfg.ConnectTimeout)
+	defer cancel()
+	conn, err := s.client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		if s.netConn != nil {
+			_ = s.netConn.Close()
+			s.netConn = nil
+		}
+		// Temporary whatever the server said (a 535 to AUTH, say): it is
+		// not about any recipient, and must never count as a bounce.
+		return &Error{Stage: StageDial, Class: Temporary, Code: Code(err), Enhanced: enhancedCode(err),
+			Err: fmt.Errorf("smtp %s:%d: %w", s.t.cfg.Host, s.t.cfg.Port, err)}
+	}
+	s.conn = conn
+	return nil
+}
+
+// drop abandons the connection without QUIT: after a failure mid-command
+// the server's state is unknown, and the next Send dials afresh.
+func (s *smtpSender) drop() {
+	if s.netConn != nil {
+		_ = s.netConn.Close()
+	}
+	s.conn, s.netConn = nil, nil
+}
+
+// Send delivers m. It drives the SMTP transaction itself on the connection
+// go-mail dialled, rather than through Client.SendWithSMTPClient, because it
+// must write the exact bytes Render signed (go-mail's own DKIM output does
+// not verify, see refoldSignature) and needs to know at which command a
+// failure happened. A connection found dead at MAIL FROM, before anything
+// was accepted (the server closed an idle connection), is redialled once at
+// once; after any other failure the next Send redials if needed.
+func (s *smtpSender) Send(ctx context.Context, m *Message) error {
+	fail := func(stage Stage, err error) error {
+		e := &Error{Recipient: m.To.Email, MessageID: m.MessageID, Stage: stage,
+			Class: classify(err), Code: Code(err), Enhanced: enhancedCode(err), Err: err}
+		var dialErr *Error
+		if errors.As(err, &dialErr) {
+			e.Class, e.Code, e.Enhanced, e.Err = dialErr.Class, dialErr.Code, dialErr.Enhanced, dialErr.Err
+		}
+		return e
+	}
+	raw, err := Render(m, s.t.cfg.DKIM)
+	if err != nil {
+		return fail(StageBuild, err)
+	}
+	from, to, err := m.envelope()
+	if err != nil {
+		return fail(StageBuild, err)
+	}
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return fail(StageDial, err)
+		}
+		if s.conn == nil {
+			if err := s.dial(ctx); err != nil {
+				return fail(StageDial, err)
+			}
+		}
+		stage, err := s.transaction(ctx, from, to, raw)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			s.drop()
+			return fail(stage, fmt.Errorf("%w (%w)", ctx.Err(), err))
+		}
+		code := Code(err)
+		if stage == StageMail && attempt == 0 && (code == 0 || code == 421) {
+			// Nothing was accepted yet, so a fresh connection is safe to try.
+			s.drop()
+			continue
+		}
+		return fail(stage, fmt.Errorf("smtp %s:%d: %w", s.t.cfg.Host, s.t.cfg.Port, err))
+	}
+}
+
+// transaction runs MAIL, RCPT, DATA for one message. It leaves s.conn ready
+// for the next message, or nil when the connection cannot be trusted.
+func (s *smtpSender) transaction(ctx context.Context, from, to string, raw []byte) (Stage, error) {
+	conn, netConn := s.conn, s.netConn
+	// smtp.Client takes no context: closing the connection is the only way
+	// to interrupt it.
+	stop := context.AfterFunc(ctx, func() { _ = netConn.Close() })
+	defer stop()
+	if err := conn.UpdateDeadline(s.t.cfg.SendTimeout); err != nil {
+		s.drop()
+		return StageMail, err
+	}
+	// afterReply decides what a failed command leaves behind: a reply
+	// other than 421 means the server is still in step, and RSET starts the
+	// next transaction cleanly; anything else loses the connection.
+	afterReply := func(err error, reset bool) {
+		if code := Code(err); code == 0 || code == 421 {
+			s.drop()
+			return
+		}
+		if reset {
+			if rerr := conn.Reset(); rerr != nil {
+				s.drop()
+			}
+		}
+	}
+	if err := conn.Mail(from); err != nil {
+		afterReply(err, true)
+		return StageMail, fmt.Errorf("MAIL FROM:<%s>: %w", from, err)
+	}
+	if err := conn.Rcpt(to); err != nil {
+		afterReply(err, true)
+		return StageRcpt, fmt.Errorf("RCPT TO:<%s>: %w", to, err)
+	}
+	w, err := conn.Data()
+	if err != nil {
+		afterReply(err, true)
+		return StageData, fmt.Errorf("DATA: %w", err)
+	}
+	if _, err := w.Write(raw); err != nil {
+		s.drop()
+		return StageData, fmt.Errorf("DATA: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		// The final reply ends the transaction either way; no RSET needed.
+		afterReply(err, false)
+		return StageData, fmt.Errorf("end of DATA: %w", err)
+	}
+	return StageData, nil
+}
+
+// enhancedCode finds an RFC 3463 status code ("5.1.1") at the start of a
+// server reply's text.
+func enhancedCode(err error) string {
+	var tp *textproto.Error
+	if !errors.As(err, &tp) {
+		return ""
+	}
+	first, _, _ := strings.Cut(tp.Msg, " ")
+	parts := strings.Split(first, ".")
+	if len(parts) != 3 || len(parts[0]) != 1 || strings.IndexByte("245", parts[0][0]) < 0 {
+		return ""
+	}
+	for _, p := range parts[1:] {
+		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return ""
+		}
+	}
+	return first
+}
+
+// Close says QUIT when the connection is still up.
+func (s *smtpSender) Close() error {
+	if s.conn == nil {
+		return nil
+	}
+	conn, netConn := s.conn, s.netConn
+	s.conn, s.netConn = nil, nil
+	_ = conn.UpdateDeadline(s.t.cfg.SendTimeout)
+	if err := s.client.CloseWithSMTPClient(conn); err != nil {
+		_ = netConn.Close()
+		return fmt.Errorf("smtp %s:%d: quit: %w", s.t.cfg.Host, s.t.cfg.Port, err)
+	}
+	return nil
+}

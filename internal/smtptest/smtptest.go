@@ -1,0 +1,181 @@
+// Package smtptest runs a real SMTP server (emersion/go-smtp) on a loopback port for
+// tests, recording what it accepts and answering as the test asks: a 4xx or 5xx per
+// recipient, a connection dropped in the middle of DATA, a slow or silent server.
+package smtptest
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/mail"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Message is one message the server accepted.
+type Message struct {
+	From string
+	To   []string
+	Data []byte
+}
+
+// Header parses the message's header.
+func (m Message) Header() mail.Header {
+	msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+	if err != nil {
+		return mail.Header{}
+	}
+	return msg.Header
+}
+
+// Options shape the server's behaviour. Every func may be nil.
+type Options struct {
+	// Rcpt answers RCPT TO; a non-nil *smtp.SMTPError refuses that recipient.
+	Rcpt func(rcpt string) *smtp.SMTPError
+	// DropInData closes the connection halfway through DATA for these recipients.
+	DropInData func(rcpt string) bool
+	// Delay is waited before each DATA is accepted (a slow server).
+	Delay time.Duration
+}
+
+// Server is a running test server.
+type Server struct {
+	Addr string
+	Port int
+
+	opts     Options
+	mu       sync.Mutex
+	messages []Message
+	sessions int
+	srv      *smtp.Server
+}
+
+// Start serves on 127.0.0.1 until the test ends.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	s := &Server{opts: opts}
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		s.mu.Lock()
+		s.sessions++
+		s.mu.Unlock()
+		return &session{s: s, conn: c}, nil
+	}))
+	s.srv.Domain = "localhost"
+	s.srv.ErrorLog = log.New(io.Discard, "", 0)
+	s.srv.MaxRecipients = 100
+	s.srv.ReadTimeout = 30 * time.Second
+	s.srv.WriteTimeout = 30 * time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Addr = ln.Addr().String()
+	s.Port = ln.Addr().(*net.TCPAddr).Port
+	go func() { _ = s.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = s.srv.Close() })
+	return s
+}
+
+// Messages returns a copy of what was accepted so far.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.messages...)
+}
+
+// Count is how many messages were accepted.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.messages)
+}
+
+// Sessions is how many SMTP sessions were opened.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions
+}
+
+// PerRecipient counts accepted messages by recipient address.
+func (s *Server) PerRecipient() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, m := range s.messages {
+		for _, r := range m.To {
+			out[r]++
+		}
+	}
+	return out
+}
+
+// SetOptions changes the behaviour for the sessions that follow.
+func (s *Server) SetOptions(o Options) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts = o
+}
+
+func (s *Server) options() Options {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts
+}
+
+type session struct {
+	s    *Server
+	conn *smtp.Conn
+	from string
+	to   []string
+}
+
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	ss.from = from
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if o := ss.s.options(); o.Rcpt != nil {
+		if err := o.Rcpt(to); err != nil {
+			return err
+		}
+	}
+	ss.to = append(ss.to, to)
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) error {
+	o := ss.s.options()
+	for _, rcpt := range ss.to {
+		if o.DropInData != nil && o.DropInData(rcpt) {
+			// Read a little, then hang up without answering.
+			_, _ = io.CopyN(io.Discard, r, 64)
+			_ = ss.conn.Conn().Close()
+			return errors.New("dropped")
+		}
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if o.Delay > 0 {
+		time.Sleep(o.Delay)
+	}
+	ss.s.mu.Lock()
+	ss.s.messages = append(ss.s.messages, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: data})
+	ss.s.mu.Unlock()
+	return nil
+}
+
+func (ss *session) Reset() {
+	ss.from = ""
+	ss.to = nil
+}
+
+func (ss *session) Logout() error { return nil }

@@ -1,0 +1,450 @@
+// Package cycle runs one publishing cycle: load the pieces, record the new ones,
+// build the feeds and archive, sync the subscriber list, plan the digests due and
+// send them through the delivery ledger. It is the only package that ties content,
+// feed, site, digest, mail and store together; the CLI, the scheduler and the HTTP
+// server call it.
+package cycle
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	netmail "net/mail"
+	"strings"
+	"time"
+
+	"publisher/internal/config"
+	"publisher/internal/content"
+	"publisher/internal/digest"
+	"publisher/internal/feed"
+	"publisher/internal/mail"
+	"publisher/internal/output"
+	"publisher/internal/site"
+	"publisher/internal/store"
+	"publisher/internal/subscriber"
+	"publisher/internal/token"
+)
+
+// Runner holds what every cycle needs. It is safe to call Run from one goroutine at a
+// time; the store's lease keeps other processes out.
+type Runner struct {
+	cfg       *config.Config
+	store     store.Store
+	transport mail.Transport
+	templates fs.FS
+	signer    *token.Signer
+	log       *slog.Logger
+	now       func() time.Time
+	progress  io.Writer
+	holder    string
+	from      mail.Address
+	replyTo   mail.Address
+	mailto    string
+	listID    string
+	domain    string
+	policy    digest.Policy
+	site      *site.Site
+	renderer  *digest.Renderer
+}
+
+// Deps are the parts a Runner is built from.
+type Deps struct {
+	Config    *config.Config
+	Store     store.Store
+	Transport mail.Transport // nil: built from the configuration
+	Templates fs.FS
+	Logger    *slog.Logger
+	// Now is the clock (tests move it); nil means time.Now.
+	Now func() time.Time
+	// Progress, when set, receives a progress bar during a send (a terminal).
+	Progress io.Writer
+}
+
+// LeaseName is the store lease that keeps two runs from planning or sending at once.
+const LeaseName = "send"
+
+// leaseTTL bounds how long a run that died blocks the others.
+const leaseTTL = 60 * time.Second
+
+// New checks the templates and the mail settings and returns a Runner.
+func New(d Deps) (*Runner, error) {
+	cfg := d.Config
+	r := &Runner{cfg: cfg, store: d.Store, transport: d.Transport, templates: d.Templates, log: d.Logger, now: d.Now, progress: d.Progress}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	secret := cfg.Secret
+	if secret == "" {
+		// Only reachable with the file transport (config refuses smtp without a secret):
+		// links in outbox files are for looking at, not for a real reader.
+		secret = config.SampleSecret
+	}
+	signer, err := token.New(secret)
+	if err != nil {
+		return nil, fmt.Errorf("secret: %w", err)
+	}
+	r.signer = signer
+	from, err := netmail.ParseAddress(cfg.Mail.From)
+	if err != nil {
+		return nil, fmt.Errorf("mail.from: %w", err)
+	}
+	r.from = mail.Address{Name: from.Name, Email: from.Address}
+	r.domain = from.Address[strings.LastIndex(from.Address, "@")+1:]
+	if cfg.Mail.ReplyTo != "" {
+		rt, err := netmail.ParseAddress(cfg.Mail.ReplyTo)
+		if err != nil {
+			return nil, fmt.Errorf("mail.reply_to: %w", err)
+		}
+		r.replyTo = mail.Address{Name: rt.Name, Email: rt.Address}
+	}
+	r.mailto = from.Address
+	if cfg.Mail.Unsubscribe != "" {
+		a, err := netmail.ParseAddress(cfg.Mail.Unsubscribe)
+		if err != nil {
+			return nil, fmt.Errorf("mail.unsubscribe_mailto: %w", err)
+		}
+		r.mailto = a.Address
+	}
+	r.listID = cfg.Mail.ListID
+	if r.listID == "" {
+		r.listID = fmt.Sprintf("%s <digest.%s>", sanitizeHeader(cfg.Site.Title), r.domain)
+	}
+	hour, minute, _ := cfg.Digest.SendAtClock()
+	day, _ := cfg.Digest.Weekday()
+	r.policy = digest.Policy{Lookback: cfg.Digest.Lookback, SendHour: hour, SendMinute: minute, SendDay: day, Location: cfg.Digest.Location()}
+
+	r.site, err = site.New(site.Options{
+		Title: cfg.Site.Title, Description: cfg.Site.Description, BaseURL: cfg.Site.BaseURL,
+		Language: cfg.Site.Language, Templates: d.Templates, SubscribeAction: cfg.Site.BaseURL + "subscribe",
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.renderer, err = digest.NewRenderer(d.Templates, digest.SiteInfo{Title: cfg.Site.Title, BaseURL: cfg.Site.BaseURL, Description: cfg.Site.Description}, cfg.Digest.Subject)
+	if err != nil {
+		return nil, err
+	}
+	if r.transport == nil {
+		r.transport, err = NewTransport(cfg)
+		if err != nil {
+			return nil, err
+		}
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	r.holder = newHolder(hex.EncodeToString(b[:]))
+	return r, nil
+}
+
+// NewTransport builds the mail transport the configuration names, with DKIM and the
+// shared rate limit.
+func NewTransport(cfg *config.Config) (mail.Transport, error) {
+	var dkim *mail.DKIM
+	if cfg.Mail.DKIM.Domain != "" {
+		var err error
+		dkim, err = mail.LoadDKIM(cfg.Mail.DKIM.Domain, cfg.Mail.DKIM.Selector, cfg.Mail.DKIM.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mail.dkim.key_file: %w", err)
+		}
+	}
+	switch cfg.Mail.Transport {
+	case "file":
+		return &mail.FileTransport{Dir: cfg.Mail.OutboxDir, DKIM: dkim}, nil
+	case "smtp":
+		s := cfg.Mail.SMTP
+		helo := s.HELO
+		if helo == "" {
+			if a, err := netmail.ParseAddress(cfg.Mail.From); err == nil {
+				helo = a.Address[strings.LastIndex(a.Address, "@")+1:]
+			}
+		}
+		t, err := mail.NewSMTPTransport(mail.SMTPConfig{
+			Host: s.Host, Port: s.Port, Username: s.Username, Password: s.Password, TLS: s.TLS,
+			HELO: helo, ConnectTimeout: s.ConnectTimeout, SendTimeout: s.SendTimeout, DKIM: dkim,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mail.smtp: %w", err)
+		}
+		return mail.Limited(t, s.Rate, s.Connections), nil
+	}
+	return nil, fmt.Errorf("mail.transport: unknown %q", cfg.Mail.Transport)
+}
+
+// Summary is what one cycle did.
+type Summary struct {
+	Pieces           int
+	NewPieces        int
+	ContentProblems  []content.Problem
+	Output           output.Stats
+	ListProblems     []subscriber.Problem
+	Sync             store.SyncResult
+	Planned          int // deliveries planned this run
+	Sent             int
+	Retried          int // temporary failures, to be tried again
+	Failed           int // permanent failures and deliveries given up
+	Suppressed       int // addresses suppressed this run after hard failures
+	Skipped          int // deliveries dropped because the subscriber left meanwhile
+	Pending          int // deliveries still pending at the end (retries due later, or stopped)
+	SendingElsewhere bool
+	DryRun           bool
+	WouldSend        int // dry run: messages that would go out
+}
+
+// ContentErrors counts the error-level problems among the pieces.
+func (s *Summary) ContentErrors() int {
+	n := 0
+	for _, p := range s.ContentProblems {
+		if p.Severity == content.Error {
+			n++
+		}
+	}
+	return n
+}
+
+// OK reports whether everything due went out.
+func (s *Summary) OK() bool { return s.Failed == 0 && s.Pending == 0 }
+
+// String is the one-line summary printed at the end of a run.
+func (s *Summary) String() string {
+	if s.DryRun {
+		return fmt.Sprintf("dry run: %d pieces (%d new), %d messages would be sent", s.Pieces, s.NewPieces, s.WouldSend)
+	}
+	return fmt.Sprintf("pieces %d (%d new), files written %d, planned %d, sent %d, retried %d, failed %d, suppressed %d, skipped %d, pending %d",
+		s.Pieces, s.NewPieces, s.Output.Written, s.Planned, s.Sent, s.Retried, s.Failed, s.Suppressed, s.Skipped, s.Pending)
+}
+
+// Options change what Run does.
+type Options struct {
+	// DryRun does everything but write files, record state and send.
+	DryRun bool
+	// BuildOnly stops after the feeds and archive (publisher build).
+	BuildOnly bool
+}
+
+// Run performs one cycle. ctx cancelled means: stop taking new messages, finish the
+// ones on the wire, record them, and return; the rest stays pending for the next run.
+// A cycle that sends is recorded in the store's run history (health checks read it).
+func (r *Runner) Run(ctx context.Context, opts Options) (*Summary, error) {
+	if opts.DryRun || opts.BuildOnly {
+		return r.run(ctx, opts)
+	}
+	runID, err := r.store.StartRun(ctx, r.now())
+	if err != nil {
+		return &Summary{}, fmt.Errorf("record run: %w", err)
+	}
+	sum, err := r.run(ctx, opts)
+	ok := err == nil && sum.OK()
+	text := sum.String()
+	if err != nil {
+		text += "; error: " + err.Error()
+	}
+	if ferr := r.store.FinishRun(context.WithoutCancel(ctx), runID, ok, text, r.now()); ferr != nil {
+		r.log.Error("recording the run", "err", ferr)
+	}
+	return sum, err
+}
+
+func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
+	sum := &Summary{DryRun: opts.DryRun}
+	pieces, err := r.Pieces(ctx, sum, !opts.DryRun)
+	if err != nil {
+		return sum, err
+	}
+	files, err := r.Render(pieces)
+	if err != nil {
+		return sum, err
+	}
+	if !opts.DryRun {
+		sum.Output, err = output.Write(r.cfg.Output.Dir, files)
+		if err != nil {
+			return sum, fmt.Errorf("output.dir %s: %w", r.cfg.Output.Dir, err)
+		}
+	}
+	r.log.Info("built feeds and archive", "pieces", len(pieces), "new", sum.NewPieces, "written", sum.Output.Written, "unchanged", sum.Output.Unchanged, "removed", sum.Output.Removed)
+	if opts.BuildOnly {
+		return sum, nil
+	}
+
+	if opts.DryRun {
+		return sum, r.dryRun(ctx, sum, pieces)
+	}
+	now := r.now()
+	if err := r.syncSubscribers(ctx, sum, now); err != nil {
+		return sum, err
+	}
+
+	ok, err := r.acquireLease(ctx, now)
+	if err != nil {
+		return sum, fmt.Errorf("lease: %w", err)
+	}
+	if !ok {
+		sum.SendingElsewhere = true
+		r.log.Info("another run holds the send lease; leaving planning and sending to it")
+		return sum, nil
+	}
+	leaseCtx, stopLease := context.WithCancelCause(ctx)
+	renewed := make(chan struct{})
+	go r.keepLease(leaseCtx, stopLease, renewed)
+	defer func() {
+		stopLease(nil)
+		<-renewed
+		// Released with a fresh context: the run's own may be cancelled by now.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := r.store.ReleaseLease(rctx, LeaseName, r.holder); err != nil {
+			r.log.Warn("releasing lease", "err", err)
+		}
+	}()
+
+	if err := r.plan(leaseCtx, sum, pieces); err != nil {
+		return sum, err
+	}
+	if err := r.send(leaseCtx, sum, pieces); err != nil {
+		if cause := context.Cause(leaseCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return sum, cause
+		}
+		return sum, err
+	}
+	return sum, nil
+}
+
+// keepLease renews the lease until ctx ends; losing it stops the send.
+func (r *Runner) keepLease(ctx context.Context, stop context.CancelCauseFunc, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(leaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			ok, err := r.store.AcquireLease(ctx, LeaseName, r.holder, leaseTTL, r.now())
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil || !ok {
+				stop(fmt.Errorf("lost the send lease (err: %v)", err))
+				return
+			}
+		}
+	}
+}
+
+// Pieces loads the content folder, records the pieces' first-seen times (when
+// record is set; otherwise unseen pieces count as seen now), and returns the pieces
+// newest first.
+func (r *Runner) Pieces(ctx context.Context, sum *Summary, record bool) ([]content.Piece, error) {
+	pieces, problems, err := content.Load(ctx, r.cfg.Content.Dir, content.Options{MaxBytes: r.cfg.Content.MaxBytes})
+	sum.ContentProblems = problems
+	for _, p := range problems {
+		if p.Severity == content.Error {
+			r.log.Error("content", "problem", p.String())
+		} else {
+			r.log.Warn("content", "problem", p.String())
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("content.dir: %w", err)
+	}
+	seen := make([]store.PieceSeen, len(pieces))
+	for i, p := range pieces {
+		seen[i] = store.PieceSeen{ID: p.ID, Hash: p.Hash}
+	}
+	// The store keeps microseconds; so must "now", to tell new pieces from old.
+	now := r.now().UTC().Truncate(time.Microsecond)
+	var firstSeen map[string]time.Time
+	if record {
+		firstSeen, err = r.store.RecordPieces(ctx, seen, now)
+	} else {
+		firstSeen, err = r.store.FirstSeen(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("record pieces: %w", err)
+	}
+	for i := range pieces {
+		fs, ok := firstSeen[pieces[i].ID]
+		if !ok {
+			fs = now
+		}
+		if fs.Equal(now) {
+			sum.NewPieces++
+		}
+		pieces[i].FirstSeen = fs
+	}
+	digest.SortNewestFirst(pieces)
+	sum.Pieces = len(pieces)
+	return pieces, nil
+}
+
+// Render produces every feed and archive file for pieces.
+func (r *Runner) Render(pieces []content.Piece) ([]output.File, error) {
+	// Both renderers return every good file along with an error naming the pieces
+	// they had to leave out: one bad piece never stops the rest being published.
+	feeds, err := feed.Render(feed.Options{
+		Title: r.cfg.Site.Title, Description: r.cfg.Site.Description, BaseURL: r.cfg.Site.BaseURL,
+		Language: r.cfg.Site.Language, Items: r.cfg.Feed.Items, Hubs: r.cfg.Feed.WebSubHubs,
+	}, pieces)
+	if err != nil {
+		if feeds == nil {
+			return nil, fmt.Errorf("feeds: %w", err)
+		}
+		r.log.Error("feeds: pieces left out", "err", err)
+	}
+	pages, err := r.site.Render(pieces)
+	if err != nil {
+		if pages == nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		r.log.Error("archive: pieces left out", "err", err)
+	}
+	return append(feeds, pages...), nil
+}
+
+// syncSubscribers streams the list files into the store.
+func (r *Runner) syncSubscribers(ctx context.Context, sum *Summary, now time.Time) error {
+	var err error
+	sum.Sync, err = r.store.SyncSubscribers(ctx, func(add func(store.SubscriberInput) error) error {
+		problems, err := subscriber.ScanDir(r.cfg.Subscribers.Dir, r.cfg.Digest.DefaultCadence, func(row subscriber.Row) error {
+			return add(toInput(row))
+		})
+		sum.ListProblems = problems
+		return err
+	}, now)
+	for _, p := range sum.ListProblems {
+		r.log.Warn("subscriber list", "problem", p.String())
+	}
+	if err != nil {
+		return fmt.Errorf("subscribers.dir: %w", err)
+	}
+	for _, d := range sum.Sync.DuplicateExamples {
+		r.log.Warn("subscriber list: address listed more than once; the later row wins", "address", d)
+	}
+	s := sum.Sync
+	r.log.Info("synced subscriber lists", "added", s.Added, "updated", s.Updated, "reactivated", s.Reactivated, "gone", s.Gone, "kept_suppressed", s.KeptSuppressed, "duplicates", s.Duplicates)
+	return nil
+}
+
+func toInput(row subscriber.Row) store.SubscriberInput {
+	return store.SubscriberInput{
+		Email: row.Email, Name: row.Name, Topics: row.Topics, Cadence: row.Cadence,
+		Source: store.SourceFile, Status: store.StatusActive, ConsentSource: fmt.Sprintf("file %s:%d", row.File, row.Line),
+	}
+}
+
+// sanitizeHeader drops control characters from text bound for a header.
+func sanitizeHeader(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}

@@ -92,7 +92,7 @@ func finish(p *Piece, file string, bodyLine int) []Problem {
 	}
 	if p.Slug == "" {
 		base := path.Base(file)
-		p.Slug = slugify(strings.TrimSuffix(base, path.Ext(base)))
+		p.Slug = Slugify(strings.TrimSuffix(base, path.Ext(base)))
 		if p.Slug == "" {
 			problems = append(problems, Problem{File: file, Severity: Error,
 				Message: fmt.Sprintf("file name %q gives an empty slug: rename the file or set slug:", base)})

@@ -201,8 +201,8 @@ func TestSlugify(t *testing.T) {
 		"---":                 "",
 		"日本":                  "",
 	} {
-		if got := slugify(in); got != want {
-			t.Errorf("slugify(%q) = %q, want %q", in, got, want)
+		if got := Slugify(in); got != want {
+			t.Errorf("Slugify(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

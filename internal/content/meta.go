@@ -184,7 +184,7 @@ func (m *metaFields) setField(src metaSource, key string, keyNode, val *yaml.Nod
 		}
 		s = strings.TrimSpace(s)
 		if !validSlug(s) {
-			return bad("%q is not a URL-safe slug (lower-case letters, digits and single hyphens, e.g. %q)", s, slugify(s))
+			return bad("%q is not a URL-safe slug (lower-case letters, digits and single hyphens, e.g. %q)", s, Slugify(s))
 		}
 		m.slug = s
 		m.slugLine = val.Line + src.lineOffset
@@ -291,7 +291,7 @@ func parseTopics(src metaSource, key string, val *yaml.Node) ([]string, []Proble
 			problems = append(problems, src.problem(it.Line, Error, "%s: expected a topic name, got %s", key, kindName(it)))
 			continue
 		}
-		t := slugify(it.Value)
+		t := Slugify(it.Value)
 		if t == "" {
 			problems = append(problems, src.problem(it.Line, Error, "%s: %q gives an empty topic", key, it.Value))
 			continue

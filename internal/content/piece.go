@@ -4,8 +4,9 @@
 package content
 
 import (
-	"fmt"
 	"time"
+
+	"publisher/internal/problem"
 )
 
 // Author is one person credited on a piece.
@@ -77,34 +78,16 @@ func (p *Piece) Modified() time.Time {
 	return p.Published()
 }
 
-// Severity says whether a problem stops a piece from being published.
-type Severity int
+// Problem and Severity are the shared problem report; the aliases keep this
+// package's own names.
+type (
+	Problem  = problem.Problem
+	Severity = problem.Severity
+)
 
 const (
 	// Warning: the piece is published, but something was guessed or dropped.
-	Warning Severity = iota
+	Warning = problem.Warning
 	// Error: the piece (or file) is not published.
-	Error
+	Error = problem.Error
 )
-
-func (s Severity) String() string {
-	if s == Error {
-		return "error"
-	}
-	return "warning"
-}
-
-// Problem is one thing wrong with one file.
-type Problem struct {
-	File     string
-	Line     int // 0 when the problem concerns the whole file
-	Severity Severity
-	Message  string
-}
-
-func (p Problem) String() string {
-	if p.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s: %s", p.File, p.Line, p.Severity, p.Message)
-	}
-	return fmt.Sprintf("%s: %s: %s", p.File, p.Severity, p.Message)
-}

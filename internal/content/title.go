@@ -11,10 +11,10 @@ import (
 // maxDerivedTitle is the longest title cut from a lede, in characters, ellipsis included.
 const maxDerivedTitle = 100
 
-// slugify lower-cases s and keeps only a-z, 0-9 and single hyphens; accented
+// Slugify lower-cases s and keeps only a-z, 0-9 and single hyphens; accented
 // letters lose their accents ("Čierna Hora" -> "cierna-hora"), other characters
 // become separators.
-func slugify(s string) string {
+func Slugify(s string) string {
 	var b strings.Builder
 	pendingHyphen := false
 	for _, r := range norm.NFKD.String(s) {
@@ -39,7 +39,7 @@ func slugify(s string) string {
 
 // validSlug reports whether s is already in the form slugify produces.
 func validSlug(s string) bool {
-	return s != "" && slugify(s) == s
+	return s != "" && Slugify(s) == s
 }
 
 // abbreviations end with a period that does not end a sentence.

@@ -171,9 +171,9 @@ func wantsTopics(wanted, pieceTopics []string) bool {
 		return true
 	}
 	for _, w := range wanted {
-		w = subscriber.TopicSlug(w)
+		w = content.Slugify(w)
 		for _, t := range pieceTopics {
-			if subscriber.TopicSlug(t) == w {
+			if content.Slugify(t) == w {
 				return true
 			}
 		}

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"unicode"
 
 	"publisher/internal/content"
 )
@@ -45,28 +44,15 @@ type Topic struct {
 	Slug string // its folder name under topics/
 }
 
-// TopicSlug turns a topic into a folder name: letters and digits lower-cased,
-// every other run of characters one hyphen. A topic with neither gets a name
-// derived from its hash, so it still has a stable home.
+// TopicSlug turns a topic into a folder name by the rule pieces' topics follow
+// (content.Slugify). A topic with nothing left gets a name derived from its hash,
+// so it still has a stable home.
 func TopicSlug(name string) string {
-	var b strings.Builder
-	hyphen := false
-	for _, r := range strings.ToLower(name) {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			if hyphen && b.Len() > 0 {
-				b.WriteByte('-')
-			}
-			hyphen = false
-			b.WriteRune(r)
-			continue
-		}
-		hyphen = true
+	if slug := content.Slugify(name); slug != "" {
+		return slug
 	}
-	if b.Len() == 0 {
-		sum := sha256.Sum256([]byte(name))
-		return "topic-" + hex.EncodeToString(sum[:4])
-	}
-	return b.String()
+	sum := sha256.Sum256([]byte(name))
+	return "topic-" + hex.EncodeToString(sum[:4])
 }
 
 // Topics lists the topics of pieces, by slug. Spellings that share a slug

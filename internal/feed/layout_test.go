@@ -12,7 +12,7 @@ func TestTopicSlug(t *testing.T) {
 	for in, want := range map[string]string{
 		"Energy Policy":        "energy-policy",
 		"  EU / NATO  ":        "eu-nato",
-		"Беларусь":             "беларусь",
+		"Économie":             "economie",
 		"Trade & Tariffs 2024": "trade-tariffs-2024",
 	} {
 		if got := TopicSlug(in); got != want {
@@ -40,7 +40,7 @@ func TestTopicURLsAreEscaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := Resolve(b, TopicDir(TopicSlug("Беларусь"))+RSSName); got != "https://desk.example/a%20b/topics/%D0%B1%D0%B5%D0%BB%D0%B0%D1%80%D1%83%D1%81%D1%8C/feed.xml" {
+	if got := Resolve(b, TopicDir("a b")+RSSName); got != "https://desk.example/a%20b/topics/a%20b/feed.xml" {
 		t.Errorf("Resolve = %s", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"publisher/internal/content"
 	"slices"
 	"strings"
 	"unicode"
@@ -175,7 +176,7 @@ func parseRow(rec []string, index columnIndex, width int, defaultCadence string)
 			if t == "" {
 				continue
 			}
-			slug := TopicSlug(t)
+			slug := content.Slugify(t)
 			if slug == "" {
 				row.warnings = append(row.warnings, fmt.Sprintf("topic %q has no letters or digits; ignored", t))
 				continue

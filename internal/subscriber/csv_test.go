@@ -149,21 +149,6 @@ func TestParseCSVTopicWarningAndDefaultCadence(t *testing.T) {
 	}
 }
 
-func TestTopicSlug(t *testing.T) {
-	for in, want := range map[string]string{
-		"Foreign Policy":   "foreign-policy",
-		"  energy  ":       "energy",
-		"Économie & Trade": "economie-trade",
-		"ENERGY":           "energy",
-		"a--b":             "a-b",
-		"???":              "",
-	} {
-		if got := TopicSlug(in); got != want {
-			t.Errorf("TopicSlug(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func writeFile(t *testing.T, dir, name, body string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {

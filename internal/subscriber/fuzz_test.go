@@ -2,6 +2,7 @@ package subscriber
 
 import (
 	"bytes"
+	"publisher/internal/content"
 	"strings"
 	"testing"
 	"unicode"
@@ -39,7 +40,7 @@ func FuzzParseCSV(f *testing.F) {
 				}
 			}
 			for _, topic := range r.Topics {
-				if topic == "" || TopicSlug(topic) != topic {
+				if topic == "" || content.Slugify(topic) != topic {
 					t.Fatalf("topic %q not in slug form", topic)
 				}
 			}

@@ -227,6 +227,9 @@ type Options struct {
 	DryRun bool
 	// BuildOnly stops after the feeds and archive (publisher build).
 	BuildOnly bool
+	// RetryNow sends pending deliveries whose retry is not yet due, once: for an
+	// operator who has just fixed the relay.
+	RetryNow bool
 }
 
 // Run performs one cycle. ctx cancelled means: stop taking new messages, finish the
@@ -307,7 +310,7 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 	if err := r.plan(leaseCtx, sum, pieces); err != nil {
 		return sum, err
 	}
-	if err := r.send(leaseCtx, sum, pieces); err != nil {
+	if err := r.send(leaseCtx, sum, pieces, opts.RetryNow); err != nil {
 		if cause := context.Cause(leaseCtx); cause != nil && !errors.Is(cause, context.Canceled) {
 			return sum, cause
 		}

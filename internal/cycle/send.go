@@ -41,7 +41,7 @@ type recorded struct {
 
 // send delivers every pending delivery that is due, in passes, until none is due
 // within maxInRunWait or ctx ends.
-func (r *Runner) send(ctx context.Context, sum *Summary, pieces []content.Piece) error {
+func (r *Runner) send(ctx context.Context, sum *Summary, pieces []content.Piece, retryNow bool) error {
 	byID := make(map[string]*content.Piece, len(pieces))
 	for i := range pieces {
 		byID[pieces[i].ID] = &pieces[i]
@@ -60,7 +60,12 @@ func (r *Runner) send(ctx context.Context, sum *Summary, pieces []content.Piece)
 	}
 
 	for ctx.Err() == nil {
-		if err := r.sendPass(ctx, sum, byID, bar); err != nil {
+		due := r.now()
+		if retryNow {
+			// The first pass takes every pending delivery, whatever its backoff says.
+			due, retryNow = due.Add(100*365*24*time.Hour), false
+		}
+		if err := r.sendPass(ctx, sum, byID, bar, due); err != nil {
 			return err
 		}
 		next, err := r.store.EarliestPending(ctx)
@@ -92,7 +97,7 @@ func (r *Runner) send(ctx context.Context, sum *Summary, pieces []content.Piece)
 }
 
 // sendPass streams the due pending deliveries once through the senders.
-func (r *Runner) sendPass(ctx context.Context, sum *Summary, byID map[string]*content.Piece, bar *progressbar.ProgressBar) error {
+func (r *Runner) sendPass(ctx context.Context, sum *Summary, byID map[string]*content.Piece, bar *progressbar.ProgressBar, due time.Time) error {
 	conns := r.cfg.Mail.SMTP.Connections
 	if r.cfg.Mail.Transport == "file" {
 		conns = 1
@@ -135,7 +140,7 @@ func (r *Runner) sendPass(ctx context.Context, sum *Summary, byID map[string]*co
 	}
 
 	// The producer reads the ledger page by page, renders, and feeds the senders.
-	prodErr := r.produce(passCtx, jobs, results, byID)
+	prodErr := r.produce(passCtx, jobs, results, byID, due)
 	close(jobs)
 	wg.Wait()
 	close(results)
@@ -148,14 +153,14 @@ func (r *Runner) sendPass(ctx context.Context, sum *Summary, byID map[string]*co
 	return nil
 }
 
-func (r *Runner) produce(ctx context.Context, jobs chan<- job, results chan<- recorded, byID map[string]*content.Piece) error {
+// produce feeds the senders with the pending deliveries due at due.
+func (r *Runner) produce(ctx context.Context, jobs chan<- job, results chan<- recorded, byID map[string]*content.Piece, due time.Time) error {
 	var after int64
-	passStart := r.now()
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		page, err := r.store.PendingDeliveries(ctx, after, passStart, pendingPage)
+		page, err := r.store.PendingDeliveries(ctx, after, due, pendingPage)
 		if err != nil {
 			return fmt.Errorf("read pending deliveries: %w", err)
 		}

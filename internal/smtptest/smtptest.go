@@ -55,8 +55,14 @@ type Server struct {
 	srv      *smtp.Server
 }
 
-// Start serves on 127.0.0.1 until the test ends.
+// Start serves on a free 127.0.0.1 port until the test ends.
 func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	return StartAt(t, "127.0.0.1:0", opts)
+}
+
+// StartAt serves on addr (a server coming back on the port a client knows).
+func StartAt(t testing.TB, addr string, opts Options) *Server {
 	t.Helper()
 	s := &Server{opts: opts}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
@@ -70,7 +76,7 @@ func Start(t testing.TB, opts Options) *Server {
 	s.srv.MaxRecipients = 100
 	s.srv.ReadTimeout = 30 * time.Second
 	s.srv.WriteTimeout = 30 * time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,3 +185,40 @@ func (ss *session) Reset() {
 }
 
 func (ss *session) Logout() error { return nil }
+
+// Silent accepts connections on a free 127.0.0.1 port and never says a word: a
+// server that has stopped answering. It returns the address; the listener closes
+// when the test ends or when stop is called.
+func Silent(t testing.TB) (addr string, stop func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = ln.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range conns {
+				_ = c.Close()
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
+}

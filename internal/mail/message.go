@@ -46,7 +46,8 @@ type Message struct {
 	// ListID is "phrase <list.id.example.org>" or just "list.id.example.org".
 	ListID string
 	// UnsubscribeURL is the RFC 8058 one-click https endpoint; with it the
-	// message carries List-Unsubscribe-Post too.
+	// message carries List-Unsubscribe-Post too. Plain http is accepted for a
+	// loopback host only, and then without List-Unsubscribe-Post.
 	UnsubscribeURL string
 	// UnsubscribeMailto is a "mailto:" URI added to List-Unsubscribe.
 	UnsubscribeMailto string
@@ -352,6 +353,14 @@ func Build(m *Message) (*gomail.Msg, error) {
 		msg.SetGenHeaderPreformatted("List-Id", formatListID(m.ListID))
 	}
 	switch {
+	case strings.HasPrefix(m.UnsubscribeURL, "http:"):
+		// A loopback trial (Validate lets plain http through only there): the link
+		// is listed, but one-click (RFC 8058) is claimed for https alone.
+		uris := []string{m.UnsubscribeURL}
+		if m.UnsubscribeMailto != "" {
+			uris = append(uris, m.UnsubscribeMailto)
+		}
+		msg.SetListUnsubscribe(uris...)
 	case m.UnsubscribeURL != "":
 		var extra []string
 		if m.UnsubscribeMailto != "" {

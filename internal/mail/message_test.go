@@ -434,5 +434,19 @@ func TestUnsubscribeOverHTTPOnlyOnLoopback(t *testing.T) {
 		if err := m.Validate(); err != nil {
 			t.Errorf("%s refused: %v", u, err)
 		}
+		raw, err := Render(m, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := msg.Header.Get("List-Unsubscribe"); !strings.Contains(got, "<"+u+">") {
+			t.Errorf("List-Unsubscribe = %q, want %s listed", got, u)
+		}
+		if got := msg.Header.Get("List-Unsubscribe-Post"); got != "" {
+			t.Errorf("List-Unsubscribe-Post = %q for a plain-http link; one-click needs https", got)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -120,6 +121,9 @@ type DKIM struct {
 type HTTP struct {
 	Listen    string `yaml:"listen" doc:"address the daemon serves on, e.g. 127.0.0.1:8080; empty disables HTTP"`
 	RateLimit int    `yaml:"rate_limit" doc:"sign-ups accepted per client address per minute"`
+	// Behind a reverse proxy every request comes from the proxy; its X-Forwarded-For
+	// is believed only when it is listed here.
+	TrustedProxies []string `yaml:"trusted_proxies" doc:"CIDRs of reverse proxies whose X-Forwarded-For names the client (comma-separated in the environment)"`
 }
 
 type Tokens struct {
@@ -530,6 +534,9 @@ func (c *Config) validate() Errors {
 		if c.Mail.SMTP.Host == "" {
 			bad("mail.smtp.host", "must be set with the smtp transport")
 		}
+		if u, err := url.Parse(c.Site.BaseURL); err == nil && u.Scheme != "https" && !isLoopback(u.Hostname()) {
+			bad("site.base_url", "must be https to send over smtp: unsubscribe links and RFC 8058 one-click unsubscribe need it (got %q)", c.Site.BaseURL)
+		}
 		if c.Secret == "" || c.Secret == SampleSecret {
 			bad("secret", "set a long random secret (e.g. PUBLISHER_SECRET=$(openssl rand -hex 32)) before sending over smtp")
 		}
@@ -593,6 +600,11 @@ func (c *Config) validate() Errors {
 	if c.HTTP.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 			bad("http.listen", "not host:port: %q", c.HTTP.Listen)
+		}
+	}
+	for _, p := range c.HTTP.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad("http.trusted_proxies", "not a CIDR such as 10.0.0.0/8: %q", p)
 		}
 	}
 	if c.Tokens.ConfirmTTL <= 0 {

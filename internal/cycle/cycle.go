@@ -15,7 +15,9 @@ import (
 	"io/fs"
 	"log/slog"
 	netmail "net/mail"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"publisher/internal/config"
@@ -50,6 +52,28 @@ type Runner struct {
 	policy    digest.Policy
 	site      *site.Site
 	renderer  *digest.Renderer
+	// topics is the topic list of the pieces last loaded, read by HTTP handlers.
+	topics atomic.Pointer[[]string]
+}
+
+// Signer signs the links in emails; the HTTP side verifies them with the same one.
+func (r *Runner) Signer() *token.Signer { return r.signer }
+
+// From is the sender of every email.
+func (r *Runner) From() mail.Address { return r.from }
+
+// ReplyTo is the Reply-To of every email (zero when none is set).
+func (r *Runner) ReplyTo() mail.Address { return r.replyTo }
+
+// ListID is the List-Id of every email.
+func (r *Runner) ListID() string { return r.listID }
+
+// Topics lists the topics of the pieces last loaded, for sign-up and preference forms.
+func (r *Runner) Topics() []string {
+	if t := r.topics.Load(); t != nil {
+		return *t
+	}
+	return nil
 }
 
 // Deps are the parts a Runner is built from.
@@ -384,6 +408,8 @@ func (r *Runner) Pieces(ctx context.Context, sum *Summary, record bool) ([]conte
 	}
 	digest.SortNewestFirst(pieces)
 	sum.Pieces = len(pieces)
+	topics := topicList(pieces)
+	r.topics.Store(&topics)
 	return pieces, nil
 }
 
@@ -450,4 +476,14 @@ func sanitizeHeader(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// topicList is the sorted set of topics the pieces carry.
+func topicList(pieces []content.Piece) []string {
+	var out []string
+	for _, p := range pieces {
+		out = append(out, p.Topics...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

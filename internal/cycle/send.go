@@ -254,6 +254,11 @@ func (r *Runner) outcome(j job, err error) store.Outcome {
 	switch {
 	case err == nil:
 		o.Kind = store.OutcomeSent
+	case errors.Is(err, mail.ErrInvalidMessage):
+		// Retrying cannot mend a message that cannot be built.
+		o.Kind = store.OutcomeGaveUp
+		o.Error = err.Error()
+		r.log.Error("message cannot be built", "to", j.d.Email, "err", err)
 	case mail.RecipientRefused(err):
 		o.Kind = store.OutcomePermanent
 		o.Error = err.Error()

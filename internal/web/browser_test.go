@@ -1,0 +1,168 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"publisher/internal/content"
+	"publisher/internal/site"
+	"publisher/internal/store"
+)
+
+// chromiumPath is Debian's chromium; the project's test script installs it.
+// The test fails, never skips, when it is missing.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("chromium not found: install Debian's chromium package (apt-get install -y chromium) or set CHROMIUM")
+	return ""
+}
+
+// render loads url in headless Chromium and returns the DOM after parsing and
+// what the browser logged (console messages, CSP refusals). It also takes a
+// screenshot, which must come out as a PNG.
+func render(t *testing.T, url string) (dom, log string) {
+	t.Helper()
+	bin := chromiumPath(t)
+	shot := filepath.Join(t.TempDir(), "page.png")
+	// Each run gets a fresh profile: two Chromium processes must not share one.
+	flags := func(extra ...string) []string {
+		return append([]string{
+			"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--no-first-run", "--no-default-browser-check", "--user-data-dir=" + t.TempDir(),
+			"--enable-logging=stderr", "--v=0", "--window-size=800,1200",
+		}, extra...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, flags("--dump-dom", url)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium --dump-dom %s: %v\n%s", url, err, stderr.String())
+	}
+	cmd = exec.CommandContext(ctx, bin, flags("--screenshot="+shot, url)...)
+	var shotErr bytes.Buffer
+	cmd.Stderr = &shotErr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium --screenshot %s: %v\n%s", url, err, shotErr.String())
+	}
+	png, err := os.ReadFile(shot)
+	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 1000 {
+		t.Fatalf("no usable screenshot of %s (err %v, %d bytes)", url, err, len(png))
+	}
+	return stdout.String(), stderr.String()
+}
+
+func assertNoCSPRefusal(t *testing.T, page, log string) {
+	t.Helper()
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "Content Security Policy") {
+			t.Errorf("%s: the browser refused something under our CSP: %s", page, line)
+		}
+	}
+}
+
+func TestBrowserRendersArchiveSignUpForm(t *testing.T) {
+	e := newEnv(t, nil)
+	s, err := site.New(site.Options{
+		Title: "Desk Notes", Description: "Notes from the desk", BaseURL: e.base,
+		SubscribeAction: e.base + "subscribe", DefaultCadence: "daily",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	files, err := s.Render([]content.Piece{{
+		ID: "grain-corridor", Slug: "grain-corridor", File: "grain-corridor.md",
+		Title: "The grain corridor after the winter", Date: day, FirstSeen: day,
+		Authors: []content.Author{{Name: "Ira Analyst", Role: "Fellow"}},
+		Summary: "Freight rates, insurance and the ports.", Topics: []string{"Economy"},
+		HTML: "<p>Freight rates eased in February.</p>",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		e.writeOut(f.Path, string(f.Data))
+	}
+
+	dom, log := render(t, e.base)
+	assertNoCSPRefusal(t, "archive index", log)
+	forms, scripts := formsOf(t, dom)
+	if scripts != 0 {
+		t.Errorf("archive page has %d scripts", scripts)
+	}
+	var signup *form
+	for i := range forms {
+		if _, ok := forms[i].inputs["email"]; ok {
+			signup = &forms[i]
+		}
+	}
+	if signup == nil {
+		t.Fatalf("no sign-up form in the rendered archive page:\n%s", dom)
+	}
+	action, err := url.Parse(e.base)
+	if err == nil {
+		action, err = action.Parse(signup.action)
+	}
+	if err != nil || action.Path != "/subscribe" || signup.method != "post" || signup.buttons == 0 {
+		t.Fatalf("sign-up form: method %q action %q (%v), %d buttons", signup.method, signup.action, err, signup.buttons)
+	}
+	// Post what the browser would send from this form: the server takes it.
+	form := url.Values{}
+	for name, value := range signup.inputs {
+		form.Set(name, value)
+	}
+	form.Set("email", "browser@example.org")
+	if r := e.postForm(action.Path, form, nil); r.status != 200 {
+		t.Fatalf("posting the archive's form: %d %s", r.status, r.body)
+	}
+	if got := e.subscriber("browser@example.org").Status; got != store.StatusPending {
+		t.Fatalf("status after the archive form: %q", got)
+	}
+}
+
+func TestBrowserRendersUnsubscribePage(t *testing.T) {
+	e := newEnv(t, nil)
+	sub := e.addSubscriber("chrome@example.org", store.StatusActive)
+	tok := e.signer.Sign(PurposeUnsubscribe, sub.ID, time.Time{})
+	dom, log := render(t, e.base+"unsubscribe?token="+tok)
+	assertNoCSPRefusal(t, "unsubscribe page", log)
+	forms, scripts := formsOf(t, dom)
+	if len(forms) != 1 || scripts != 0 {
+		t.Fatalf("%d forms and %d scripts in the rendered page:\n%s", len(forms), scripts, dom)
+	}
+	f := forms[0]
+	if f.method != "post" || f.buttons != 1 || f.inputs["token"] != tok {
+		t.Fatalf("rendered form: %+v", f)
+	}
+	action, _ := url.Parse(e.base + "unsubscribe?token=" + tok)
+	action, _ = action.Parse(f.action)
+	if action.Path != "/unsubscribe" {
+		t.Fatalf("form posts to %s", action)
+	}
+	if !strings.Contains(dom, "chrome@example.org") {
+		t.Fatal("the page does not say which address it unsubscribes")
+	}
+	// Rendering the page (as a link scanner would) unsubscribed nobody.
+	if got := e.subscriber("chrome@example.org").Status; got != store.StatusActive {
+		t.Fatalf("status after rendering: %q", got)
+	}
+}

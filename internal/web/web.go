@@ -1,0 +1,349 @@
+// Package web is the daemon's HTTP side: it serves the built feeds and archive,
+// the double opt-in sign-up, the token pages (confirm, unsubscribe, preferences),
+// health and readiness probes and Prometheus metrics.
+//
+// Pages are html/template, so nothing a visitor sends is echoed unescaped. Token
+// links are capabilities: they carry a signed subscriber id, so no session or
+// cookie is ever set.
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"publisher/internal/mail"
+	"publisher/internal/store"
+	"publisher/internal/token"
+)
+
+// Token purposes, shared with the digest's links.
+const (
+	PurposeConfirm     = "confirm"
+	PurposeUnsubscribe = "unsubscribe"
+	PurposePreferences = "preferences"
+)
+
+// Mailer sends one message; the confirmation email goes through it.
+// TransportMailer adapts a mail.Transport.
+type Mailer interface {
+	Send(ctx context.Context, m *mail.Message) error
+}
+
+// Options configure a Server.
+type Options struct {
+	// OutputDir is the built output (feeds, archive) served at the root.
+	OutputDir string
+	// BaseURL is site.base_url, ending in "/"; links in emails are built on it.
+	BaseURL   string
+	SiteTitle string
+	// Templates holds web-*.html.tmpl and confirm.{txt,html}.tmpl (templates.FS).
+	Templates fs.FS
+	Store     store.Store
+	Signer    *token.Signer
+	// ConfirmTTL is how long a confirmation link works (tokens.confirm_ttl).
+	ConfirmTTL time.Duration
+	// RateLimit is the number of POST /subscribe allowed per client address per
+	// minute (http.rate_limit); 0 means 5.
+	RateLimit int
+	Mailer    Mailer
+	From      mail.Address
+	ReplyTo   mail.Address
+	ListID    string
+	// Topics lists the topics a reader may choose; nil or empty accepts any
+	// well-formed topic name.
+	Topics         func() []string
+	DefaultCadence string
+	Logger         *slog.Logger
+	// Metrics receives the run figures; nil makes a fresh set over Store.
+	Metrics *Metrics
+	// Ready is an optional extra readiness check for /readyz.
+	Ready func(ctx context.Context) error
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed
+	// when finding the client address for the rate limit. Empty: none.
+	TrustedProxies []netip.Prefix
+}
+
+// Cadences a subscriber may choose, in the order the form shows them.
+var cadenceLabels = []struct{ Value, Label string }{
+	{"immediate", "With every new piece"},
+	{"daily", "Once a day"},
+	{"weekly", "Once a week"},
+}
+
+// Server answers every HTTP request of the daemon.
+type Server struct {
+	opts      Options
+	logger    *slog.Logger
+	metrics   *Metrics
+	pages     map[string]*template.Template
+	confirm   confirmTemplates
+	base      *url.URL
+	csrf      *http.CrossOriginProtection
+	perClient *keyedLimiter // POST /subscribe per client address
+	perEmail  *keyedLimiter // confirmation emails per address
+	etags     *etagCache
+	mailSlots chan struct{} // bounds confirmation emails in flight
+	mailWG    sync.WaitGroup
+}
+
+var pageNames = []string{"subscribed", "confirmed", "unsubscribe", "unsubscribed", "preferences", "error"}
+
+// New checks opts and parses every template once.
+func New(opts Options) (*Server, error) {
+	var errs []error
+	if opts.OutputDir == "" {
+		errs = append(errs, errors.New("web: OutputDir is empty"))
+	}
+	base, err := url.Parse(opts.BaseURL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		errs = append(errs, fmt.Errorf("web: BaseURL %q: want an absolute http(s) URL", opts.BaseURL))
+	} else if !strings.HasSuffix(base.Path, "/") {
+		base.Path += "/"
+	}
+	if opts.Templates == nil {
+		errs = append(errs, errors.New("web: Templates is nil"))
+	}
+	if opts.Store == nil {
+		errs = append(errs, errors.New("web: Store is nil"))
+	}
+	if opts.Signer == nil {
+		errs = append(errs, errors.New("web: Signer is nil"))
+	}
+	if opts.Mailer == nil {
+		errs = append(errs, errors.New("web: Mailer is nil"))
+	}
+	if opts.ConfirmTTL <= 0 {
+		errs = append(errs, fmt.Errorf("web: ConfirmTTL %s must be positive", opts.ConfirmTTL))
+	}
+	if opts.RateLimit < 0 {
+		errs = append(errs, fmt.Errorf("web: RateLimit %d must not be negative", opts.RateLimit))
+	}
+	if opts.DefaultCadence == "" {
+		opts.DefaultCadence = "daily"
+	}
+	if !validCadence(opts.DefaultCadence) {
+		errs = append(errs, fmt.Errorf("web: DefaultCadence %q: want immediate, daily or weekly", opts.DefaultCadence))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if opts.RateLimit == 0 {
+		opts.RateLimit = 5
+	}
+	if opts.SiteTitle == "" {
+		opts.SiteTitle = base.Host
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	metrics := opts.Metrics
+	if metrics == nil {
+		metrics = NewMetrics(opts.Store)
+	}
+
+	s := &Server{
+		opts:      opts,
+		logger:    logger,
+		metrics:   metrics,
+		pages:     map[string]*template.Template{},
+		base:      base,
+		csrf:      http.NewCrossOriginProtection(),
+		perClient: newKeyedLimiter(opts.RateLimit, time.Minute),
+		perEmail:  newKeyedLimiter(3, time.Hour),
+		etags:     newETagCache(),
+		mailSlots: make(chan struct{}, 4),
+	}
+	s.opts.BaseURL = base.String()
+	// The archive may live on another host name than the one the daemon is
+	// reached by (a proxy or CDN in front): its sign-up form is still ours.
+	if err := s.csrf.AddTrustedOrigin(base.Scheme + "://" + base.Host); err != nil {
+		return nil, fmt.Errorf("web: BaseURL %q as trusted origin: %w", opts.BaseURL, err)
+	}
+	s.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.renderError(w, r, http.StatusForbidden, "Request refused",
+			"This form was sent from another site. Open the page on our site and submit it there.")
+	}))
+
+	layout, err := fs.ReadFile(opts.Templates, "web-layout.html.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("web: template web-layout.html.tmpl: %w", err)
+	}
+	for _, name := range pageNames {
+		file := "web-" + name + ".html.tmpl"
+		body, err := fs.ReadFile(opts.Templates, file)
+		if err != nil {
+			return nil, fmt.Errorf("web: template %s: %w", file, err)
+		}
+		t, err := template.New(file).Option("missingkey=error").Parse(string(layout))
+		if err == nil {
+			_, err = t.Parse(string(body))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("web: template %s: %w", file, err)
+		}
+		s.pages[name] = t
+	}
+	if s.confirm, err = parseConfirmTemplates(opts.Templates); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Metrics returns the metrics the server publishes on /metrics.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Handler returns the whole HTTP interface.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("POST /subscribe", s.subscribe)
+	mux.HandleFunc("GET /confirm", s.confirmGet)
+	mux.HandleFunc("GET /unsubscribe", s.unsubscribeGet)
+	mux.HandleFunc("POST /unsubscribe", s.unsubscribePost)
+	mux.HandleFunc("GET /preferences", s.preferencesGet)
+	mux.HandleFunc("POST /preferences", s.preferencesPost)
+	mux.HandleFunc("/", s.static)
+	return securityHeaders(mux)
+}
+
+// HTTPServer returns an http.Server for addr with timeouts suited to the
+// internet; the daemon calls Shutdown on it.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// Close waits for confirmation emails still being sent, until ctx is done.
+func (s *Server) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.mailWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("web: confirmation emails still in flight: %w", ctx.Err())
+	}
+}
+
+// Content-Security-Policy for the daemon's own pages: no script, no remote
+// anything, forms only to ourselves.
+const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// archiveCSP for the built archive: its own styles and images, remote images in
+// pieces, no script.
+const archiveCSP = "default-src 'self'; script-src 'none'; object-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'; base-uri 'self'; frame-ancestors 'none'"
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// tokenPageHeaders are for every response to a URL that carries a token: the
+// token must not leak through a Referer, a cache or a shared proxy.
+func tokenPageHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", pageCSP)
+}
+
+// pageData is what every web-*.html.tmpl page sees.
+type pageData struct {
+	SiteTitle      string
+	HomeURL        string
+	Heading        string
+	Message        string
+	Problems       []string
+	Email          string
+	Token          string
+	ConfirmTTL     string
+	Saved          bool
+	TopicChoices   []topicChoice
+	CadenceChoices []cadenceChoice
+}
+
+type topicChoice struct {
+	Name    string
+	Checked bool
+}
+
+type cadenceChoice struct {
+	Value, Label string
+	Selected     bool
+}
+
+func (s *Server) newPage() pageData {
+	return pageData{SiteTitle: s.opts.SiteTitle, HomeURL: s.opts.BaseURL, ConfirmTTL: humanDuration(s.opts.ConfirmTTL)}
+}
+
+// render writes a page; the whole page is built first so a template error
+// becomes a clean 500, never half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) {
+	var buf bytes.Buffer
+	if err := s.pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {
+		s.logger.Error("render page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	if h.Get("Content-Security-Policy") == "" {
+		h.Set("Content-Security-Policy", pageCSP)
+	}
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-store")
+	}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(buf.Bytes())
+	}
+}
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, heading, message string, problems ...string) {
+	d := s.newPage()
+	d.Heading, d.Message, d.Problems = heading, message, problems
+	s.render(w, r, status, "error", d)
+}
+
+// humanDuration says a TTL the way a reader would: "48 hours", "7 days".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	case d >= 2*time.Minute:
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+	return d.String()
+}

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+func runPreview(ctx context.Context, e *env, args []string) int {
+	fs := e.flags("preview", "--subscriber EMAIL", `Render the digest the subscriber would get if a run happened now, as a whole
+MIME message (.eml), without sending or recording anything. A subscriber who is
+only in the list files so far is previewed as if joining now.`)
+	email := fs.String("subscriber", "", "the subscriber's address (required)")
+	out := fs.String("out", "", "write the message to this file instead of standard output")
+	if st := parse(fs, args); st >= 0 {
+		return st
+	}
+	if *email == "" {
+		fs.Usage()
+		return ExitConfig
+	}
+	cfg, st := e.loadConfig()
+	if cfg == nil {
+		return st
+	}
+	r, store, err := e.runner(ctx, cfg, e.logger())
+	if err != nil {
+		fmt.Fprintf(e.stderr, "publisher preview: %v\n", err)
+		return ExitConfig
+	}
+	defer store.Close()
+	var w io.Writer = e.stdout
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "publisher preview: %v\n", err)
+			return ExitFailures
+		}
+		defer f.Close()
+		w = f
+	}
+	if err := r.Preview(ctx, *email, w); err != nil {
+		fmt.Fprintf(e.stderr, "publisher preview: %v\n", err)
+		return ExitFailures
+	}
+	return ExitOK
+}

@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"publisher/internal/cycle"
+)
+
+func runRun(ctx context.Context, e *env, args []string) int {
+	fs := e.flags("run", "", `One whole publishing cycle, as a cron job calls it: load the pieces, record
+the new ones, build feeds and archive, sync subscribers/*.csv into the store,
+plan a digest for every subscriber who is due and has something new, and send
+the pending deliveries through the ledger. A run that is killed resumes where it
+stopped when run again. SIGTERM or SIGINT stops taking new messages, finishes
+those on the wire and leaves the rest pending.
+
+Exit status: 0 when everything due went out, 1 when some deliveries failed or
+are still pending, 2 for configuration errors.`)
+	dry := fs.Bool("dry-run", false, "do everything but write, record and send; report what would be sent")
+	retryNow := fs.Bool("retry-now", false, "send pending deliveries now, even those whose retry is not yet due (after fixing the relay)")
+	if st := parse(fs, args); st >= 0 {
+		return st
+	}
+	cfg, st := e.loadConfig()
+	if cfg == nil {
+		return st
+	}
+	log := e.logger()
+	r, store, err := e.runner(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "publisher run: %v\n", err)
+		return ExitConfig
+	}
+	defer store.Close()
+	return finishRun(ctx, e, r, cycle.Options{DryRun: *dry, RetryNow: *retryNow})
+}
+
+// finishRun runs one cycle and prints its summary; the exit status says whether
+// everything due went out.
+func finishRun(ctx context.Context, e *env, r *cycle.Runner, opts cycle.Options) int {
+	sum, err := r.Run(ctx, opts)
+	fmt.Fprintln(e.stdout, sum.String())
+	if err != nil {
+		fmt.Fprintf(e.stderr, "publisher run: %v\n", err)
+		return ExitFailures
+	}
+	if !sum.OK() {
+		return ExitFailures
+	}
+	return ExitOK
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command. On a bare Debian machine it first installs what the tests use
+# (Debian's feedparser, Chromium, podman; Mailpit through the Go module proxy), then
+# runs every Go test, including the end-to-end, crash and fault suites and the
+# container image test. Nothing is skipped for want of a tool.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="$(go env GOPATH)/bin:$PATH"
+
+apt_needed=()
+/usr/bin/python3 -c 'import feedparser' 2>/dev/null || apt_needed+=(python3-feedparser)
+command -v chromium >/dev/null || apt_needed+=(chromium)
+command -v podman >/dev/null || apt_needed+=(podman)
+command -v buildah >/dev/null || apt_needed+=(buildah)
+command -v runc >/dev/null || apt_needed+=(runc)
+command -v busybox >/dev/null || apt_needed+=(busybox-static)
+if [ ${#apt_needed[@]} -gt 0 ]; then
+	echo "test.sh: installing ${apt_needed[*]}" >&2
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_needed[@]}" >/dev/null
+fi
+if ! command -v mailpit >/dev/null; then
+	echo "test.sh: installing mailpit" >&2
+	go install github.com/axllent/mailpit@v1.33.1
+fi
+
+go test -race -count=1 -timeout 30m ./...
+bash scripts/image-test.sh

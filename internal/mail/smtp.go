@@ -305,11 +305,13 @@ func (s *smtpSender) transaction(ctx context.Context, from, to string, raw []byt
 			}
 		}
 	}
-	if err := conn.Mail(from); err != nil {
+	// go-mail's client writes the path as given: the angle brackets are ours to add
+	// (lenient servers take a bare address; Mailpit and others refuse it).
+	if err := conn.Mail("<" + from + ">"); err != nil {
 		afterReply(err, true)
 		return StageMail, fmt.Errorf("MAIL FROM:<%s>: %w", from, err)
 	}
-	if err := conn.Rcpt(to); err != nil {
+	if err := conn.Rcpt("<" + to + ">"); err != nil {
 		afterReply(err, true)
 		return StageRcpt, fmt.Errorf("RCPT TO:<%s>: %w", to, err)
 	}

@@ -45,12 +45,6 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 			sum, err := r.Run(ctx, cycle.Options{})
 			metrics.ObserveRun(web.RunStats{Start: start, Duration: time.Since(start), OK: err == nil && sum.OK(),
 				Published: sum.NewPieces, Sent: sum.Sent, Failed: sum.Failed, Retried: sum.Retried, Suppressed: sum.Suppressed})
-			if err == nil && sum.NewPieces > 0 && len(cfg.Feed.WebSubHubs) > 0 {
-				topics := []string{cfg.Site.BaseURL + "feed.xml", cfg.Site.BaseURL + "atom.xml", cfg.Site.BaseURL + "feed.json"}
-				if perr := web.PingHubs(ctx, &http.Client{Timeout: 10 * time.Second}, cfg.Feed.WebSubHubs, topics); perr != nil {
-					log.Warn("websub", "err", perr)
-				}
-			}
 			if err != nil {
 				return err
 			}

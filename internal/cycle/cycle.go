@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	netmail "net/mail"
 	"slices"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"publisher/internal/store"
 	"publisher/internal/subscriber"
 	"publisher/internal/token"
+	"publisher/internal/websub"
 )
 
 // Runner holds what every cycle needs. It is safe to call Run from one goroutine at a
@@ -296,6 +298,9 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 		}
 	}
 	r.log.Info("built feeds and archive", "pieces", len(pieces), "new", sum.NewPieces, "written", sum.Output.Written, "unchanged", sum.Output.Unchanged, "removed", sum.Output.Removed)
+	if !opts.DryRun && sum.Output.Written > 0 {
+		r.pingHubs(ctx)
+	}
 	if opts.BuildOnly {
 		return sum, nil
 	}
@@ -486,4 +491,22 @@ func topicList(pieces []content.Piece) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// pingHubs tells the WebSub hubs that the feeds changed. A hub that fails is
+// logged; it never stops the run.
+func (r *Runner) pingHubs(ctx context.Context) {
+	hubs := r.cfg.Feed.WebSubHubs
+	if len(hubs) == 0 {
+		return
+	}
+	base := r.cfg.Site.BaseURL
+	topics := []string{base + "feed.xml", base + "atom.xml", base + "feed.json"}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := websub.PingHubs(ctx, &http.Client{Timeout: 10 * time.Second}, hubs, topics); err != nil {
+		r.log.Warn("websub", "err", err)
+		return
+	}
+	r.log.Info("pinged WebSub hubs", "hubs", len(hubs))
 }

@@ -1,4 +1,6 @@
-package web
+// Package websub tells WebSub hubs that feeds changed, so readers subscribed
+// through a hub hear of a new piece at once instead of at their next poll.
+package websub
 
 import (
 	"context"

@@ -86,7 +86,12 @@ func TestCrashResumesWithoutLossOrExtraDuplicates(t *testing.T) {
 		{name: "while-planning", afterMs: 60},
 		{name: "first-messages", atCount: 1},
 		{name: "early", atCount: 150},
+		{name: "at-50", atCount: 50},
+		{name: "at-500", atCount: 500},
+		{name: "at-800", atCount: 800},
 		{name: "midway", atCount: crashSubscribers / 2},
+		{name: "at-1300", atCount: 1300},
+		{name: "at-1600", atCount: 1600},
 		{name: "late", atCount: crashSubscribers * 9 / 10},
 		{name: "last-message", atCount: crashSubscribers - 2},
 	}

@@ -12,23 +12,17 @@ func runBuild(ctx context.Context, e *env, args []string) int {
 	if st := parse(fs, args); st >= 0 {
 		return st
 	}
-	cfg, st := e.loadConfig()
-	if cfg == nil {
+	o, st := e.open(ctx, "build")
+	if o == nil {
 		return st
 	}
-	log := e.logger()
-	r, store, err := e.runner(ctx, cfg, log)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "publisher build: %v\n", err)
-		return ExitConfig
-	}
-	defer store.Close()
-	sum, err := r.Run(ctx, cycle.Options{BuildOnly: true})
+	defer o.store.Close()
+	sum, err := o.runner.Run(ctx, cycle.Options{BuildOnly: true})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "publisher build: %v\n", err)
 		return ExitFailures
 	}
 	fmt.Fprintf(e.stdout, "built %d pieces (%d new) into %s: %d files written, %d unchanged, %d removed; %d content errors\n",
-		sum.Pieces, sum.NewPieces, cfg.Output.Dir, sum.Output.Written, sum.Output.Unchanged, sum.Output.Removed, sum.ContentErrors())
+		sum.Pieces, sum.NewPieces, o.cfg.Output.Dir, sum.Output.Written, sum.Output.Unchanged, sum.Output.Removed, sum.ContentErrors())
 	return ExitOK
 }

@@ -164,22 +164,38 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	return st, nil
 }
 
-// runner opens what a cycle needs. The caller closes the store.
-func (e *env) runner(ctx context.Context, cfg *config.Config, log *slog.Logger) (*cycle.Runner, store.Store, error) {
-	st, err := openStore(ctx, cfg)
+// opened is what a command that runs cycles works with. The caller closes store.
+type opened struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	runner *cycle.Runner
+	store  store.Store
+}
+
+// open loads the configuration and opens the store and a runner. On failure it has
+// printed why, naming the command, and returns the exit status to stop with.
+func (e *env) open(ctx context.Context, command string) (*opened, int) {
+	cfg, st := e.loadConfig()
+	if cfg == nil {
+		return nil, st
+	}
+	log := e.logger()
+	db, err := openStore(ctx, cfg)
 	if err != nil {
-		return nil, nil, err
+		fmt.Fprintf(e.stderr, "publisher %s: %v\n", command, err)
+		return nil, ExitConfig
 	}
 	var progress io.Writer
 	if e.terminal {
 		progress = e.stderr
 	}
-	r, err := cycle.New(cycle.Deps{Config: cfg, Store: st, Templates: templates.FS(cfg.Templates.Dir), Logger: log, Progress: progress})
+	r, err := cycle.New(cycle.Deps{Config: cfg, Store: db, Templates: templates.FS(cfg.Templates.Dir), Logger: log, Progress: progress})
 	if err != nil {
-		st.Close()
-		return nil, nil, err
+		db.Close()
+		fmt.Fprintf(e.stderr, "publisher %s: %v\n", command, err)
+		return nil, ExitConfig
 	}
-	return r, st, nil
+	return &opened{cfg: cfg, log: log, runner: r, store: db}, -1
 }
 
 func usage(w io.Writer) {

@@ -20,21 +20,15 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 	if st := parse(fs, args); st >= 0 {
 		return st
 	}
-	cfg, st := e.loadConfig()
-	if cfg == nil {
+	o, st := e.open(ctx, "daemon")
+	if o == nil {
 		return st
 	}
-	log := e.logger()
-	r, str, err := e.runner(ctx, cfg, log)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "publisher daemon: %v\n", err)
-		return ExitConfig
-	}
-	defer str.Close()
+	defer o.store.Close()
+	cfg, log, r, str := o.cfg, o.log, o.runner, o.store
 
 	metrics := web.NewMetrics(str)
-	var sched *schedule.Scheduler
-	sched, err = schedule.New(schedule.Options{
+	sched, err := schedule.New(schedule.Options{
 		Spec: cfg.Schedule, RunAtStart: cfg.RunAtStart, Logger: log, OnNext: metrics.SetNextRun,
 		// cycle.Run drains when its context is cancelled (finishes what is on the
 		// wire, leaves the rest pending), so cancel at once and let Stop's deadline

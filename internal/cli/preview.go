@@ -20,16 +20,11 @@ only in the list files so far is previewed as if joining now.`)
 		fs.Usage()
 		return ExitConfig
 	}
-	cfg, st := e.loadConfig()
-	if cfg == nil {
+	o, st := e.open(ctx, "preview")
+	if o == nil {
 		return st
 	}
-	r, store, err := e.runner(ctx, cfg, e.logger())
-	if err != nil {
-		fmt.Fprintf(e.stderr, "publisher preview: %v\n", err)
-		return ExitConfig
-	}
-	defer store.Close()
+	defer o.store.Close()
 	var w io.Writer = e.stdout
 	if *out != "" {
 		f, err := os.Create(*out)
@@ -40,7 +35,7 @@ only in the list files so far is previewed as if joining now.`)
 		defer f.Close()
 		w = f
 	}
-	if err := r.Preview(ctx, *email, w); err != nil {
+	if err := o.runner.Preview(ctx, *email, w); err != nil {
 		fmt.Fprintf(e.stderr, "publisher preview: %v\n", err)
 		return ExitFailures
 	}

@@ -22,18 +22,12 @@ are still pending, 2 for configuration errors.`)
 	if st := parse(fs, args); st >= 0 {
 		return st
 	}
-	cfg, st := e.loadConfig()
-	if cfg == nil {
+	o, st := e.open(ctx, "run")
+	if o == nil {
 		return st
 	}
-	log := e.logger()
-	r, store, err := e.runner(ctx, cfg, log)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "publisher run: %v\n", err)
-		return ExitConfig
-	}
-	defer store.Close()
-	return finishRun(ctx, e, r, cycle.Options{DryRun: *dry, RetryNow: *retryNow})
+	defer o.store.Close()
+	return finishRun(ctx, e, o.runner, cycle.Options{DryRun: *dry, RetryNow: *retryNow})
 }
 
 // finishRun runs one cycle and prints its summary; the exit status says whether

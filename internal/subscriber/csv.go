@@ -8,11 +8,12 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
-	"publisher/internal/content"
 	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"publisher/internal/content"
 )
 
 // columns is the header WriteCSV writes and ParseCSV understands.

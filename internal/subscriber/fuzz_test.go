@@ -2,10 +2,11 @@ package subscriber
 
 import (
 	"bytes"
-	"publisher/internal/content"
 	"strings"
 	"testing"
 	"unicode"
+
+	"publisher/internal/content"
 )
 
 // FuzzParseCSV checks the promises the mail headers rely on: no panic, every kept

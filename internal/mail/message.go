@@ -386,13 +386,19 @@ func Build(m *Message) (*gomail.Msg, error) {
 // Render returns m as raw RFC 5322 bytes (CRLF line ends), DKIM-signed
 // when dkim is not nil. These are the exact bytes both transports deliver.
 func Render(m *Message, dkim *DKIM) ([]byte, error) {
+	var buf bytes.Buffer
+	return renderInto(&buf, m, dkim)
+}
+
+// renderInto renders m into buf, which callers may reuse between messages,
+// and returns the bytes to send: buf's own bytes when dkim is nil.
+func renderInto(buf *bytes.Buffer, m *Message, dkim *DKIM) ([]byte, error) {
 	msg, err := Build(m)
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
 	buf.Grow(len(m.Text) + len(m.HTML)*11/10 + 2048)
-	if _, err := msg.WriteTo(&buf); err != nil {
+	if _, err := msg.WriteTo(buf); err != nil {
 		return nil, fmt.Errorf("render message %s: %w", m.MessageID, err)
 	}
 	if dkim == nil {

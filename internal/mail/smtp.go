@@ -1,6 +1,8 @@
 package mail
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -178,6 +180,10 @@ type smtpSender struct {
 	client  *gomail.Client
 	conn    *smtp.Client // nil until dialled and after a failure
 	netConn net.Conn     // the connection under conn
+	// rendered and data are reused from message to message: the rendered
+	// message, and the same dot-stuffed for DATA.
+	rendered bytes.Buffer
+	data     []byte
 }
 
 // dialConn opens the TCP connection, with the TLS handshake for implicit
@@ -244,10 +250,14 @@ func (s *smtpSender) Send(ctx context.Context, m *Message) error {
 		}
 		return e
 	}
-	raw, err := Render(m, s.t.cfg.DKIM)
+	// Both buffers live as long as the sender: a message's bytes are built
+	// and stuffed once, not allocated afresh for every message.
+	s.rendered.Reset()
+	raw, err := renderInto(&s.rendered, m, s.t.cfg.DKIM)
 	if err != nil {
 		return fail(StageBuild, err)
 	}
+	s.data = appendDotStuffed(s.data[:0], raw)
 	from, to, err := m.envelope()
 	if err != nil {
 		return fail(StageBuild, err)
@@ -261,7 +271,7 @@ func (s *smtpSender) Send(ctx context.Context, m *Message) error {
 				return fail(StageDial, err)
 			}
 		}
-		stage, err := s.transaction(ctx, from, to, raw)
+		stage, err := s.transaction(ctx, from, to, s.data)
 		if err == nil {
 			return nil
 		}
@@ -279,9 +289,16 @@ func (s *smtpSender) Send(ctx context.Context, m *Message) error {
 	}
 }
 
-// transaction runs MAIL, RCPT, DATA for one message. It leaves s.conn ready
-// for the next message, or nil when the connection cannot be trusted.
-func (s *smtpSender) transaction(ctx context.Context, from, to string, raw []byte) (Stage, error) {
+// transaction runs MAIL, RCPT, DATA for one message; data is the message
+// already dot-stuffed and terminated (see appendDotStuffed). It leaves
+// s.conn ready for the next message, or nil when the connection cannot be
+// trusted.
+//
+// The dialogue is written on the client's textproto.Conn directly, not
+// through smtp.Client.Mail/Rcpt/Data: when the server offers PIPELINING
+// (RFC 2920) the three commands go out in one write, and the message goes
+// out in one write instead of 4 KB pieces stuffed byte by byte.
+func (s *smtpSender) transaction(ctx context.Context, from, to string, data []byte) (Stage, error) {
 	conn, netConn := s.conn, s.netConn
 	// smtp.Client takes no context: closing the connection is the only way
 	// to interrupt it.
@@ -295,7 +312,7 @@ func (s *smtpSender) transaction(ctx context.Context, from, to string, raw []byt
 	// other than 421 means the server is still in step, and RSET starts the
 	// next transaction cleanly; anything else loses the connection.
 	afterReply := func(err error, reset bool) {
-		if code := Code(err); code == 0 || code == 421 {
+		if !inStep(err) {
 			s.drop()
 			return
 		}
@@ -305,31 +322,166 @@ func (s *smtpSender) transaction(ctx context.Context, from, to string, raw []byt
 			}
 		}
 	}
-	// go-mail's client writes the path as given: the angle brackets are ours to add
-	// (lenient servers take a bare address; Mailpit and others refuse it).
-	if err := conn.Mail("<" + from + ">"); err != nil {
-		afterReply(err, true)
-		return StageMail, fmt.Errorf("MAIL FROM:<%s>: %w", from, err)
+	text := conn.Text
+	// Paths go in angle brackets: lenient servers take a bare address; Mailpit
+	// and others refuse it. The parameters are those go-mail's Client.Mail adds.
+	mailCmd := "MAIL FROM:<" + from + ">" + mailParams(conn)
+	rcptCmd := "RCPT TO:<" + to + ">"
+	if strings.ContainsAny(mailCmd+rcptCmd, "\r\n") {
+		// Validate refuses these already; never let one split a command.
+		return StageBuild, fmt.Errorf("%w: an address holds CR or LF", ErrInvalidMessage)
 	}
-	if err := conn.Rcpt("<" + to + ">"); err != nil {
-		afterReply(err, true)
-		return StageRcpt, fmt.Errorf("RCPT TO:<%s>: %w", to, err)
+	var errMail, errRcpt, errData error
+	if pipelining, _ := conn.Extension("PIPELINING"); pipelining {
+		if err := writeFlush(text, mailCmd+"\r\n"+rcptCmd+"\r\nDATA\r\n"); err != nil {
+			s.drop()
+			return StageMail, fmt.Errorf("MAIL FROM:<%s>: %w", from, err)
+		}
+		// The replies come in order. Read all three while the server stays in
+		// step, so the connection is clean for RSET or the next message.
+		_, _, errMail = text.ReadResponse(250)
+		if inStep(errMail) {
+			_, _, errRcpt = text.ReadResponse(25)
+			if inStep(errRcpt) {
+				_, _, errData = text.ReadResponse(354)
+			}
+		}
+		if (errMail != nil || errRcpt != nil) && errData == nil && inStep(errRcpt) && inStep(errMail) {
+			// A server that answers 354 although no recipient was accepted gets an
+			// empty message (RFC 2920, 3.1); its reply does not matter, only that
+			// the connection stays in step.
+			if err := writeFlush(text, ".\r\n"); err != nil {
+				s.drop()
+			} else if _, _, err := text.ReadResponse(250); !inStep(err) {
+				s.drop()
+			}
+		}
+	} else {
+		if errMail = command(text, mailCmd, 250); errMail == nil {
+			if errRcpt = command(text, rcptCmd, 25); errRcpt == nil {
+				errData = command(text, "DATA", 354)
+			}
+		}
 	}
-	w, err := conn.Data()
-	if err != nil {
-		afterReply(err, true)
-		return StageData, fmt.Errorf("DATA: %w", err)
+	switch {
+	case errMail != nil:
+		if s.conn != nil {
+			afterReply(firstLost(errMail, errRcpt, errData), true)
+		}
+		return StageMail, fmt.Errorf("MAIL FROM:<%s>: %w", from, errMail)
+	case errRcpt != nil:
+		if s.conn != nil {
+			afterReply(firstLost(errRcpt, errData), true)
+		}
+		return StageRcpt, fmt.Errorf("RCPT TO:<%s>: %w", to, errRcpt)
+	case errData != nil:
+		afterReply(errData, true)
+		return StageData, fmt.Errorf("DATA: %w", errData)
 	}
-	if _, err := w.Write(raw); err != nil {
+	// After the flush above the buffer is empty, so bufio hands data to
+	// the connection in one write.
+	if _, err := text.W.Write(data); err != nil {
 		s.drop()
 		return StageData, fmt.Errorf("DATA: %w", err)
 	}
-	if err := w.Close(); err != nil {
+	if err := text.W.Flush(); err != nil {
+		s.drop()
+		return StageData, fmt.Errorf("DATA: %w", err)
+	}
+	if _, _, err := text.ReadResponse(250); err != nil {
 		// The final reply ends the transaction either way; no RSET needed.
 		afterReply(err, false)
 		return StageData, fmt.Errorf("end of DATA: %w", err)
 	}
 	return StageData, nil
+}
+
+// inStep reports whether the server is still in step after err: it sent a
+// reply, and not 421 (closing the connection).
+func inStep(err error) bool {
+	if err == nil {
+		return true
+	}
+	code := Code(err)
+	return code != 0 && code != 421
+}
+
+// firstLost returns the first of errs after which the connection is lost, or
+// errs[0] when the server stayed in step throughout.
+func firstLost(errs ...error) error {
+	for _, err := range errs {
+		if !inStep(err) {
+			return err
+		}
+	}
+	return errs[0]
+}
+
+// mailParams are the MAIL FROM parameters go-mail's Client.Mail adds for
+// what the server offers.
+func mailParams(conn *smtp.Client) string {
+	var p string
+	if ok, _ := conn.Extension("8BITMIME"); ok {
+		p += " BODY=8BITMIME"
+	}
+	if ok, _ := conn.Extension("SMTPUTF8"); ok {
+		p += " SMTPUTF8"
+	}
+	return p
+}
+
+// writeFlush writes lines (each ending in CRLF) in one write.
+func writeFlush(text *textproto.Conn, lines string) error {
+	if _, err := text.W.WriteString(lines); err != nil {
+		return err
+	}
+	return text.W.Flush()
+}
+
+// command sends one command and reads its reply, for servers without
+// PIPELINING.
+func command(text *textproto.Conn, line string, expect int) error {
+	if err := writeFlush(text, line+"\r\n"); err != nil {
+		return err
+	}
+	_, _, err := text.ReadResponse(expect)
+	return err
+}
+
+// appendDotStuffed appends raw to dst as the content of DATA (RFC 5321,
+// 4.5.2): a "." that starts a line doubled, then the terminating
+// CRLF "." CRLF. For a message whose every CR and LF pair up as CRLF (what
+// go-mail renders) that is a bulk copy; anything else goes through
+// textproto's DotWriter, which also mends bare line ends.
+func appendDotStuffed(dst, raw []byte) []byte {
+	crlf := bytes.Count(raw, []byte("\r\n"))
+	if bytes.Count(raw, []byte("\r")) != crlf || bytes.Count(raw, []byte("\n")) != crlf {
+		var b bytes.Buffer
+		bw := bufio.NewWriter(&b)
+		w := textproto.NewWriter(bw).DotWriter()
+		// Writes to a bytes.Buffer cannot fail.
+		_, _ = w.Write(raw)
+		_ = w.Close()
+		_ = bw.Flush()
+		return append(dst, b.Bytes()...)
+	}
+	if len(raw) > 0 && raw[0] == '.' {
+		dst = append(dst, '.')
+	}
+	for {
+		i := bytes.Index(raw, []byte("\n."))
+		if i < 0 {
+			break
+		}
+		dst = append(dst, raw[:i+1]...)
+		dst = append(dst, '.')
+		raw = raw[i+1:]
+	}
+	dst = append(dst, raw...)
+	if !bytes.HasSuffix(raw, []byte("\r\n")) {
+		dst = append(dst, "\r\n"...)
+	}
+	return append(dst, ".\r\n"...)
 }
 
 // enhancedCode finds an RFC 3463 status code ("5.1.1") at the start of a

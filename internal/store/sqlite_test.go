@@ -1423,3 +1423,82 @@ func TestSyncNamesDuplicatesLaterRowWins(t *testing.T) {
 		t.Fatalf("failed sync marked b %s", b.Status)
 	}
 }
+
+func TestRecordOutcomesSentMarksOnlyPendingRowsInOrder(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	digest, _ := s.CreateDigest(ctx, t0)
+	var plan []PlannedDelivery
+	for i := 0; i < 12; i++ {
+		sub := mustAdd(t, s, fmt.Sprintf("run%d@example.org", i))
+		plan = append(plan, PlannedDelivery{SubscriberID: sub.ID, PieceIDs: []string{"p"}, Watermark: t0})
+	}
+	if err := s.PlanDeliveries(ctx, digest, plan, t0); err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := s.PendingDeliveries(ctx, 0, t0, 100)
+	if len(ds) != 12 {
+		t.Fatalf("%d deliveries planned", len(ds))
+	}
+	at := t0.Add(time.Minute)
+	// Rows 0-1 finished earlier (failed, skipped); row 2 was sent earlier.
+	if _, err := s.RecordOutcomes(ctx, []Outcome{
+		{DeliveryID: ds[0].ID, Kind: OutcomeGaveUp, Error: "gave up", At: at},
+		{DeliveryID: ds[1].ID, Kind: OutcomeSkipped, Error: "unsubscribed", At: at},
+		{DeliveryID: ds[2].ID, Kind: OutcomeSent, MessageID: "first@example.org", At: at},
+	}, 2); err != nil {
+		t.Fatal(err)
+	}
+	later := at.Add(time.Minute)
+	sent := func(i int, id string) Outcome {
+		return Outcome{DeliveryID: ds[i].ID, Kind: OutcomeSent, MessageID: id, At: later.Add(time.Duration(i) * time.Second)}
+	}
+	batch := []Outcome{
+		sent(0, "late0@example.org"), sent(1, "late1@example.org"), sent(2, "late2@example.org"),
+		sent(3, "m3@example.org"), sent(4, "m4@example.org"),
+		sent(4, "duplicate4@example.org"), // the first outcome for a row wins
+		// Outcomes apply in order: a retry after row 5 was sent changes
+		// nothing; before row 6 is sent it counts an attempt.
+		sent(5, "m5@example.org"),
+		{DeliveryID: ds[5].ID, Kind: OutcomeRetry, Error: "451", At: later, NextAttempt: later.Add(time.Hour)},
+		{DeliveryID: ds[6].ID, Kind: OutcomeRetry, Error: "451", At: later, NextAttempt: later.Add(time.Hour)},
+		sent(6, "m6@example.org"), sent(7, "m7@example.org"),
+		{DeliveryID: ds[8].ID, Kind: OutcomePermanent, Error: "550", At: later},
+		sent(9, "m9@example.org"),
+	}
+	if _, err := s.RecordOutcomes(ctx, batch, 2); err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		status, messageID, lastError string
+		attempts                     int
+		sentAt                       int64
+	}
+	want := []row{
+		{"failed", "", "gave up", 1, 0},
+		{"skipped", "", "unsubscribed", 0, 0},
+		{"sent", "first@example.org", "", 1, at.UnixMicro()},
+		{"sent", "m3@example.org", "", 1, later.Add(3 * time.Second).UnixMicro()},
+		{"sent", "m4@example.org", "", 1, later.Add(4 * time.Second).UnixMicro()},
+		{"sent", "m5@example.org", "", 1, later.Add(5 * time.Second).UnixMicro()},
+		{"sent", "m6@example.org", "", 2, later.Add(6 * time.Second).UnixMicro()},
+		{"sent", "m7@example.org", "", 1, later.Add(7 * time.Second).UnixMicro()},
+		{"failed", "", "550", 1, 0},
+		{"sent", "m9@example.org", "", 1, later.Add(9 * time.Second).UnixMicro()},
+		{"pending", "", "", 0, 0},
+		{"pending", "", "", 0, 0},
+	}
+	for i, w := range want {
+		var r row
+		if err := s.db.QueryRow(`SELECT status, message_id, last_error, attempts, sent_at FROM deliveries WHERE id = ?`, ds[i].ID).
+			Scan(&r.status, &r.messageID, &r.lastError, &r.attempts, &r.sentAt); err != nil {
+			t.Fatal(err)
+		}
+		if r != w {
+			t.Errorf("delivery %d: %+v, want %+v", i, r, w)
+		}
+	}
+	if c, _ := s.CountDeliveries(ctx); c != (DeliveryCounts{Pending: 2, Sent: 7, Failed: 2, Skipped: 1}) {
+		t.Errorf("counts %+v", c)
+	}
+}

@@ -7,14 +7,19 @@ package output
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // ManifestName is the file, in the output folder, listing what Write produced,
@@ -34,70 +39,156 @@ type Stats struct {
 	Removed   int // produced by an earlier Write, gone from this one
 }
 
-// Write makes dir hold files. Each file is written to a temporary file in its
-// own folder, synced and renamed over the old one, so the swap is atomic.
-// A bad path or a failed write is reported (all such errors joined) without
-// stopping the other files.
+// writers is how many files are written at once: enough to overlap the kernel's
+// work on one file with the renderer producing the next, few enough that the
+// files waiting in the queue stay a handful. On 2 cores, 2 writers spent less
+// system time than 4 in each of four alternating builds (the same wall time).
+const writers = 2
+
+// Write makes dir hold files: a Writer fed every file, then closed.
 func Write(dir string, files []File) (Stats, error) {
-	var stats Stats
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return stats, fmt.Errorf("output: create %s: %w", dir, err)
+	w, err := NewWriter(dir)
+	if err != nil {
+		return Stats{}, err
 	}
-	// os.Root refuses any path (or symlink inside dir) that leads outside dir.
+	for _, f := range files {
+		w.Add(f)
+	}
+	return w.Close()
+}
+
+// Writer puts files into one output folder as they are handed to it, so a build
+// never holds all of its output at once. Each file is written to a temporary file
+// beside it and renamed over the old one, so the swap is atomic; a file whose bytes
+// are already there is left alone. Close waits for the writes, removes the files
+// an earlier build produced and this one did not, and records the new set.
+//
+// Files are not fsynced one by one: the output can always be rebuilt from the
+// content, and the rename already guarantees a reader sees either the whole old or
+// the whole new file. Only the manifest is synced (when it changes), because a
+// lost manifest would leave stale files behind for good.
+//
+// A bad path or a failed write is reported by Close (all such errors joined)
+// without stopping the other files.
+type Writer struct {
+	dir      string
+	root     *os.Root
+	previous []string
+	jobs     chan job
+	wg       sync.WaitGroup
+
+	mu      sync.Mutex
+	wanted  map[string]bool
+	folders map[string]*folderCheck // folders checked or made in this Write
+	stats   Stats
+	errs    []error
+	closed  bool
+}
+
+type job struct {
+	name string
+	data []byte
+}
+
+// NewWriter opens dir (creating it) and starts the writers.
+func NewWriter(dir string) (*Writer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("output: create %s: %w", dir, err)
+	}
+	// os.Root refuses any path (or symlink inside dir) that leads outside dir; it
+	// guards the removals. Writes use plain calls on paths whose folders were
+	// checked once (see folder), which costs a fraction of os.Root's walk per call.
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return stats, fmt.Errorf("output: open %s: %w", dir, err)
+		return nil, fmt.Errorf("output: open %s: %w", dir, err)
 	}
-	defer root.Close()
-
 	previous, err := readManifest(root)
 	if err != nil {
-		return stats, fmt.Errorf("output: %s: %w", path.Join(dir, ManifestName), err)
+		_ = root.Close()
+		return nil, fmt.Errorf("output: %s: %w", path.Join(dir, ManifestName), err)
 	}
-
-	var errs []error
-	wanted := make(map[string]bool, len(files))
-	for _, f := range files {
-		name, err := cleanPath(f.Path)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("output: %q: %w", f.Path, err))
-			continue
-		}
-		if wanted[name] {
-			errs = append(errs, fmt.Errorf("output: %s: produced twice in one build", name))
-			continue
-		}
-		wanted[name] = true
-		changed, err := writeIfChanged(root, name, f.Data)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("output: %s: %w", path.Join(dir, name), err))
-			continue
-		}
-		if changed {
-			stats.Written++
-		} else {
-			stats.Unchanged++
-		}
+	w := &Writer{
+		dir: dir, root: root, previous: previous,
+		jobs:    make(chan job, writers),
+		wanted:  map[string]bool{},
+		folders: map[string]*folderCheck{},
 	}
+	for range writers {
+		w.wg.Go(w.work)
+	}
+	return w, nil
+}
 
-	kept := make([]string, 0, len(wanted))
-	for name := range wanted {
+// Add queues f for writing; it blocks while the writers are busy, which keeps
+// the files waiting in memory few. Problems with f are reported by Close.
+func (w *Writer) Add(f File) {
+	name, err := cleanPath(f.Path)
+	w.mu.Lock()
+	switch {
+	case w.closed:
+		err = errors.New("added after Close")
+	case err != nil:
+	case w.wanted[name]:
+		err = errors.New("produced twice in one build")
+	default:
+		w.wanted[name] = true
+	}
+	if err != nil {
+		w.errs = append(w.errs, fmt.Errorf("output: %q: %w", f.Path, err))
+		w.mu.Unlock()
+		return
+	}
+	w.mu.Unlock()
+	w.jobs <- job{name: name, data: f.Data}
+}
+
+func (w *Writer) work() {
+	for j := range w.jobs {
+		changed, err := w.writeIfChanged(j.name, j.data)
+		w.mu.Lock()
+		switch {
+		case err != nil:
+			w.errs = append(w.errs, fmt.Errorf("output: %s: %w", path.Join(w.dir, j.name), err))
+		case changed:
+			w.stats.Written++
+		default:
+			w.stats.Unchanged++
+		}
+		w.mu.Unlock()
+	}
+}
+
+// Close finishes the writes, removes stale files and updates the manifest.
+func (w *Writer) Close() (Stats, error) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return w.stats, errors.New("output: closed twice")
+	}
+	w.closed = true
+	w.mu.Unlock()
+	close(w.jobs)
+	w.wg.Wait()
+	defer w.root.Close()
+
+	kept := make([]string, 0, len(w.wanted))
+	for name := range w.wanted {
 		kept = append(kept, name)
 	}
-	for _, name := range previous {
-		if wanted[name] {
+	for _, name := range w.previous {
+		if w.wanted[name] {
 			continue
 		}
-		err := root.Remove(name)
+		err := w.root.Remove(name)
 		switch {
 		case err == nil:
-			stats.Removed++
-			removeEmptyParents(root, name)
+			w.stats.Removed++
+			removeEmptyParents(w.root, name)
 		case errors.Is(err, fs.ErrNotExist):
 		default:
 			// Still ours: list it again so a later Write retries the removal.
 			kept = append(kept, name)
-			errs = append(errs, fmt.Errorf("output: remove stale %s: %w", path.Join(dir, name), err))
+			w.errs = append(w.errs, fmt.Errorf("output: remove stale %s: %w", path.Join(w.dir, name), err))
 		}
 	}
 
@@ -106,10 +197,40 @@ func Write(dir string, files []File) (Stats, error) {
 	if len(kept) == 0 {
 		manifest = nil
 	}
-	if _, err := writeIfChanged(root, ManifestName, manifest); err != nil {
-		errs = append(errs, fmt.Errorf("output: %s: %w", path.Join(dir, ManifestName), err))
+	if err := w.writeManifest(manifest); err != nil {
+		w.errs = append(w.errs, fmt.Errorf("output: %s: %w", path.Join(w.dir, ManifestName), err))
 	}
-	return stats, errors.Join(errs...)
+	return w.stats, errors.Join(w.errs...)
+}
+
+// Abort finishes the writes already queued but removes nothing: for a build that
+// failed part way, whose file set is incomplete. The manifest keeps every file it
+// listed and adds the ones written, so a later complete build still removes them.
+func (w *Writer) Abort() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return errors.New("output: closed twice")
+	}
+	w.closed = true
+	w.mu.Unlock()
+	close(w.jobs)
+	w.wg.Wait()
+	defer w.root.Close()
+	kept := slices.Clone(w.previous)
+	for name := range w.wanted {
+		kept = append(kept, name)
+	}
+	slices.Sort(kept)
+	kept = slices.Compact(kept)
+	var manifest []byte
+	if len(kept) > 0 {
+		manifest = []byte(strings.Join(kept, "\n") + "\n")
+	}
+	if err := w.writeManifest(manifest); err != nil {
+		w.errs = append(w.errs, fmt.Errorf("output: %s: %w", path.Join(w.dir, ManifestName), err))
+	}
+	return errors.Join(w.errs...)
 }
 
 // cleanPath checks that p names a file inside the output folder and returns it cleaned.
@@ -157,23 +278,64 @@ func readManifest(root *os.Root) ([]string, error) {
 	return names, nil
 }
 
+// folder makes sure the folder (slash-separated, relative, clean) exists inside
+// the output folder as a real folder, not a symlink, and neither are its parents,
+// so a path below it cannot lead outside, and reports whether this Write created
+// it. Each folder is checked once per Write;
+// the writers wait only for the folders they need, not for each other's.
+func (w *Writer) folder(name string) (made bool, err error) {
+	w.mu.Lock()
+	f, ok := w.folders[name]
+	if !ok {
+		f = &folderCheck{}
+		w.folders[name] = f
+	}
+	w.mu.Unlock()
+	f.once.Do(func() {
+		if name == "." {
+			return
+		}
+		if _, f.err = w.folder(path.Dir(name)); f.err != nil {
+			return
+		}
+		full := filepath.Join(w.dir, filepath.FromSlash(name))
+		err := os.Mkdir(full, 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			var info fs.FileInfo
+			if info, err = os.Lstat(full); err == nil && !info.IsDir() {
+				err = fmt.Errorf("%s is not a folder (a symlink or a file) and is left alone", name)
+			}
+		} else if err == nil {
+			f.made = true
+		}
+		f.err = err
+	})
+	return f.made, f.err
+}
+
+// folderCheck is the outcome of checking one folder.
+type folderCheck struct {
+	once sync.Once
+	err  error
+	made bool // created by this Write: nothing in it can be there already
+}
+
 // writeIfChanged writes data to name atomically unless name already holds
 // exactly data. It reports whether it wrote.
-func writeIfChanged(root *os.Root, name string, data []byte) (bool, error) {
-	old, err := root.ReadFile(name)
-	if err == nil && bytes.Equal(old, data) {
-		return false, nil
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+func (w *Writer) writeIfChanged(name string, data []byte) (bool, error) {
+	made, err := w.folder(path.Dir(name))
+	if err != nil {
 		return false, err
 	}
-	folder := path.Dir(name)
-	if folder != "." {
-		if err := root.MkdirAll(folder, 0o755); err != nil {
+	full := filepath.Join(w.dir, filepath.FromSlash(name))
+	// In a folder this Write created there is nothing to compare with.
+	if !made {
+		same, err := holds(full, data)
+		if err != nil || same {
 			return false, err
 		}
 	}
-	tmp, tmpName, err := createTemp(root, folder, path.Base(name))
+	tmp, tmpName, err := createTemp(filepath.Dir(full), path.Base(name))
 	if err != nil {
 		return false, err
 	}
@@ -181,34 +343,58 @@ func writeIfChanged(root *os.Root, name string, data []byte) (bool, error) {
 	defer func() {
 		if !ok {
 			_ = tmp.Close()
-			_ = root.Remove(tmpName)
+			_ = os.Remove(tmpName)
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
 		return false, err
 	}
-	if err := tmp.Sync(); err != nil {
-		return false, err
-	}
 	if err := tmp.Close(); err != nil {
 		return false, err
 	}
-	if err := root.Rename(tmpName, name); err != nil {
+	// rename(2) replaces a symlink at full rather than following it.
+	if err := os.Rename(tmpName, full); err != nil {
 		return false, err
 	}
 	ok = true
-	syncDir(root, folder)
 	return true, nil
 }
 
-// createTemp makes a new, exclusive temporary file beside the target, so the
-// rename stays within one file system.
-func createTemp(root *os.Root, folder, base string) (*os.File, string, error) {
+// holds reports whether the regular file at full holds exactly data, reading it
+// only when the size matches. Anything else there (a symlink, nothing) does not.
+func holds(full string, data []byte) (bool, error) {
+	info, err := os.Lstat(full)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !info.Mode().IsRegular() || info.Size() != int64(len(data)) {
+		return false, nil
+	}
+	f, err := os.Open(full)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	// One byte more than expected tells a file that grew since the Lstat.
+	old := make([]byte, len(data)+1)
+	n, err := io.ReadFull(f, old)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return bytes.Equal(old[:n], data), nil
+}
+
+// createTemp makes a new, exclusive temporary file in folder, beside the target,
+// so the rename stays within one file system.
+func createTemp(folder, base string) (*os.File, string, error) {
 	for range 10 {
 		var suffix [6]byte
 		_, _ = rand.Read(suffix[:])
-		name := path.Join(folder, "."+base+".tmp-"+hex.EncodeToString(suffix[:]))
-		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		name := filepath.Join(folder, "."+base+".tmp-"+hex.EncodeToString(suffix[:]))
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -217,15 +403,46 @@ func createTemp(root *os.Root, folder, base string) (*os.File, string, error) {
 	return nil, "", errors.New("could not create a temporary file")
 }
 
-// syncDir makes the rename durable; failure only costs durability, not
-// correctness, so it is not reported.
-func syncDir(root *os.Root, folder string) {
-	d, err := root.Open(folder)
-	if err != nil {
-		return
+// writeManifest replaces the manifest when its bytes changed, synced before the
+// rename and with the folder synced after it, so a crash leaves either the old
+// list or the new one: a manifest that is lost or half written would leave stale
+// files no later build removes.
+func (w *Writer) writeManifest(data []byte) error {
+	full := filepath.Join(w.dir, ManifestName)
+	same, err := holds(full, data)
+	if err != nil || same {
+		return err
 	}
-	_ = d.Sync()
-	_ = d.Close()
+	tmp, tmpName, err := createTemp(w.dir, ManifestName)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = tmp.Close()
+			_ = os.Remove(tmpName)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpName, full); err != nil {
+		return err
+	}
+	ok = true
+	if d, err := os.Open(w.dir); err == nil {
+		// Failure only costs durability, not correctness: not reported.
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
 }
 
 // removeEmptyParents removes the folders left empty by removing name, up to
@@ -240,4 +457,31 @@ func removeEmptyParents(root *os.Root, name string) {
 			return
 		}
 	}
+}
+
+// Snapshot identifies what the last Write left in dir: a hash of the manifest and
+// of each listed file's size, modification time and mode. It changes when any of
+// those files is replaced, edited or removed, so a build may be skipped only when
+// the snapshot is the one taken right after the previous build. It returns an
+// error when there is no manifest or a listed file is missing.
+func Snapshot(dir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		return "", fmt.Errorf("output: %w", err)
+	}
+	h := sha256.New()
+	h.Write(data)
+	for line := range strings.Lines(string(data)) {
+		name, err := cleanPath(strings.TrimRight(line, "\r\n"))
+		if err != nil {
+			continue
+		}
+		info, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(name)))
+		if err != nil {
+			return "", fmt.Errorf("output: %w", err)
+		}
+		h.Write([]byte(name + "\x00" + strconv.FormatInt(info.Size(), 10) + "\x00" +
+			strconv.FormatInt(info.ModTime().UnixNano(), 10) + "\x00" + info.Mode().String() + "\n"))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

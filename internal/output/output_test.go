@@ -2,6 +2,7 @@ package output
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -202,5 +203,116 @@ func TestTamperedManifestCannotDeleteOutside(t *testing.T) {
 	}
 	if _, err := os.Stat(victim); err != nil {
 		t.Errorf("file outside the folder removed: %v", err)
+	}
+}
+
+func TestWriterTakesFilesOneByOne(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Write(dir, []File{{Path: "old/index.html", Data: []byte("old")}, {Path: "keep.xml", Data: []byte("k")}}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		w.Add(File{Path: fmt.Sprintf("pieces/p%02d/index.html", i), Data: []byte(strings.Repeat("x", i))})
+	}
+	w.Add(File{Path: "keep.xml", Data: []byte("k")})
+	w.Add(File{Path: "../out.txt", Data: []byte("no")})
+	st, err := w.Close()
+	if err == nil || !strings.Contains(err.Error(), "../out.txt") {
+		t.Fatalf("a bad path was not reported: %v", err)
+	}
+	if st != (Stats{Written: 50, Unchanged: 1, Removed: 1}) {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := read(t, filepath.Join(dir, "pieces", "p07", "index.html")); got != "xxxxxxx" {
+		t.Errorf("p07 holds %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "old")); !os.IsNotExist(err) {
+		t.Error("the stale file's folder is still there")
+	}
+	manifest := read(t, filepath.Join(dir, ManifestName))
+	if strings.Count(manifest, "\n") != 51 || strings.Contains(manifest, "old/") {
+		t.Errorf("manifest %q", manifest)
+	}
+}
+
+func TestAbortRemovesNothingAndRemembersWhatItWrote(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Write(dir, []File{{Path: "a.html", Data: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Add(File{Path: "b/new.html", Data: []byte("b")})
+	if err := w.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(dir, "a.html")) != "a" || read(t, filepath.Join(dir, "b", "new.html")) != "b" {
+		t.Error("an aborted Write lost a file")
+	}
+	if got := read(t, filepath.Join(dir, ManifestName)); got != "a.html\nb/new.html\n" {
+		t.Errorf("manifest %q", got)
+	}
+	// The next complete Write removes both, since it produces neither.
+	if st, err := Write(dir, []File{{Path: "c.html", Data: []byte("c")}}); err != nil || st.Removed != 2 {
+		t.Fatalf("%+v %v", st, err)
+	}
+}
+
+func TestASymlinkInPlaceOfAFileIsReplacedNotFollowed(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "out")
+	victim := filepath.Join(parent, "victim.txt")
+	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "feed.xml")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := Write(dir, []File{{Path: "feed.xml", Data: []byte("keep")}}); err != nil || st.Written != 1 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if info, err := os.Lstat(filepath.Join(dir, "feed.xml")); err != nil || !info.Mode().IsRegular() {
+		t.Errorf("feed.xml is not a regular file now: %v", err)
+	}
+	if read(t, victim) != "keep" {
+		t.Error("the file outside was changed")
+	}
+}
+
+func TestSnapshotChangesWhenTheOutputIsTouched(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Snapshot(dir); err == nil {
+		t.Error("a snapshot of a folder never written")
+	}
+	if _, err := Write(dir, []File{{Path: "a.xml", Data: []byte("one")}, {Path: "b/c.html", Data: []byte("two")}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := Snapshot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := Snapshot(dir); again != first {
+		t.Error("two snapshots of the same folder differ")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b", "c.html"), []byte("edited"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if edited, _ := Snapshot(dir); edited == first {
+		t.Error("an edited file did not change the snapshot")
+	}
+	if err := os.Remove(filepath.Join(dir, "a.xml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Snapshot(dir); err == nil {
+		t.Error("a missing file gave a snapshot")
 	}
 }

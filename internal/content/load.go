@@ -9,8 +9,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // DefaultMaxBytes is the size limit for one piece when Options.MaxBytes is 0.
@@ -20,6 +22,10 @@ const DefaultMaxBytes = 2 << 20
 type Options struct {
 	// MaxBytes is the largest piece (or sidecar) file accepted; 0 means DefaultMaxBytes.
 	MaxBytes int64
+	// SkipText leaves Piece.Text empty, for a caller that never reads it (feeds
+	// and archive pages do not): the plain text of every piece is a third of
+	// what the pieces hold.
+	SkipText bool
 }
 
 // Load reads every piece under dir (subfolders included): .md files (Markdown
@@ -55,41 +61,48 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 		}
 	}
 
-	ps := newParser()
+	// Parsing is most of the work and each file stands alone: spread it over the
+	// cores, then take the results in path order, so which file wins a slug stays
+	// the same.
+	results := make([]parsed, len(pieceFiles))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(pieceFiles), 8) {
+		wg.Go(func() {
+			ps := newParser()
+			for i := range next {
+				results[i] = ps.parseFile(dir, pieceFiles[i], sidecars, maxBytes)
+				if opts.SkipText {
+					results[i].piece.Text = ""
+				}
+			}
+		})
+	}
+	var cancelled error
+	for i := range pieceFiles {
+		if cancelled = ctx.Err(); cancelled != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if cancelled != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", dir, cancelled)
+	}
+
 	var pieces []Piece
 	slugOwner := map[string]string{}
-	for _, f := range pieceFiles {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, fmt.Errorf("load %s: %w", dir, err)
+	for i, f := range pieceFiles {
+		r := &results[i]
+		problems = append(problems, r.problems...)
+		if r.sidecar != "" {
+			sidecars[r.sidecar] = true
 		}
-		data, prob := readLimited(dir, f, maxBytes)
-		if prob != nil {
-			problems = append(problems, *prob)
+		if !r.ok {
 			continue
 		}
-		var sidecar []byte
-		if sc := sidecarName(f); hasKey(sidecars, sc) {
-			sidecars[sc] = true
-			if sidecar, prob = readLimited(dir, sc, maxBytes); prob != nil {
-				problems = append(problems, *prob, Problem{File: f, Severity: Error, Message: fmt.Sprintf("not published: its sidecar %s cannot be used", sc)})
-				continue
-			}
-			if sidecar == nil {
-				sidecar = []byte{} // an empty sidecar is still a sidecar
-			}
-		}
-
-		var p Piece
-		var probs []Problem
-		if strings.EqualFold(path.Ext(f), ".md") {
-			p, probs = ps.parseMarkdown(f, data, sidecar)
-		} else {
-			p, probs = ParsePlainText(f, data, sidecar)
-		}
-		problems = append(problems, probs...)
-		if hasError(probs) || p.Draft {
-			continue
-		}
+		p := r.piece
 		if earlier, taken := slugOwner[p.Slug]; taken {
 			problems = append(problems, Problem{File: f, Severity: Error,
 				Message: fmt.Sprintf("duplicate slug %q: already used by %s, which wins", p.Slug, earlier)})
@@ -107,6 +120,45 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 	sort.Slice(pieces, func(i, j int) bool { return pieces[i].ID < pieces[j].ID })
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].File < problems[j].File })
 	return pieces, problems, nil
+}
+
+// parsed is what became of one piece file.
+type parsed struct {
+	piece    Piece
+	ok       bool // a publishable piece: no error, not a draft
+	problems []Problem
+	sidecar  string // the sidecar this file took, if any
+}
+
+// parseFile reads and parses one piece file and its sidecar. sidecars is only read.
+func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes int64) parsed {
+	var r parsed
+	data, prob := readLimited(dir, f, maxBytes)
+	if prob != nil {
+		r.problems = []Problem{*prob}
+		return r
+	}
+	var sidecar []byte
+	if sc := sidecarName(f); hasKey(sidecars, sc) {
+		r.sidecar = sc
+		if sidecar, prob = readLimited(dir, sc, maxBytes); prob != nil {
+			r.problems = []Problem{*prob, {File: f, Severity: Error, Message: fmt.Sprintf("not published: its sidecar %s cannot be used", sc)}}
+			return r
+		}
+		if sidecar == nil {
+			sidecar = []byte{} // an empty sidecar is still a sidecar
+		}
+	}
+	if strings.EqualFold(path.Ext(f), ".md") {
+		r.piece, r.problems = ps.parseMarkdown(f, data, sidecar)
+	} else {
+		r.piece, r.problems = ParsePlainText(f, data, sidecar)
+	}
+	r.ok = !hasError(r.problems) && !r.piece.Draft
+	// Built with growing buffers, these can hold up to twice their length; every
+	// piece is kept for the whole run, so keep them tight.
+	r.piece.HTML, r.piece.Text = strings.Clone(r.piece.HTML), strings.Clone(r.piece.Text)
+	return r
 }
 
 // listFiles returns the slash-separated paths under dir, sorted. Hidden files

@@ -117,18 +117,61 @@ var (
 // scanDangerousHTML reports, by line, what the sanitiser is about to remove, so
 // the editor learns of it instead of finding a silently changed piece.
 func scanDangerousHTML(file string, body []byte, firstLine int) []Problem {
+	// Most lines hold no tag and no "script": cheap byte checks spare them the
+	// regular expressions, which backtrack on long lines.
+	if !bytes.ContainsRune(body, '<') && !mayHoldScript(string(body)) {
+		return nil
+	}
 	var problems []Problem
 	for i, line := range strings.Split(string(body), "\n") {
 		n := firstLine + i
-		if scriptTag.MatchString(line) {
-			problems = append(problems, Problem{File: file, Line: n, Severity: Warning, Message: fmt.Sprintf("removed <script> at line %d", n)})
+		if strings.IndexByte(line, '<') >= 0 {
+			if scriptTag.MatchString(line) {
+				problems = append(problems, Problem{File: file, Line: n, Severity: Warning, Message: fmt.Sprintf("removed <script> at line %d", n)})
+			}
+			for _, m := range eventHandler.FindAllStringSubmatch(line, -1) {
+				problems = append(problems, Problem{File: file, Line: n, Severity: Warning, Message: fmt.Sprintf("removed event handler %s= at line %d", strings.ToLower(m[1]), n)})
+			}
 		}
-		for _, m := range eventHandler.FindAllStringSubmatch(line, -1) {
-			problems = append(problems, Problem{File: file, Line: n, Severity: Warning, Message: fmt.Sprintf("removed event handler %s= at line %d", strings.ToLower(m[1]), n)})
+		if strings.IndexByte(line, ':') < 0 || !mayHoldScript(line) {
+			continue
 		}
 		if m := scriptURL.FindStringSubmatch(line); m != nil {
 			problems = append(problems, Problem{File: file, Line: n, Severity: Warning, Message: fmt.Sprintf("removed %s: URL at line %d", strings.ToLower(m[1]), n)})
 		}
 	}
 	return problems
+}
+
+// mayHoldScript reports whether s might match "script" case-insensitively. Any
+// non-ASCII byte counts as a maybe: the expressions fold Unicode, where "ſ"
+// (long s) matches "s".
+func mayHoldScript(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
+		}
+	}
+	return containsFoldASCII(s, "script")
+}
+
+// containsFoldASCII reports whether s contains lower (lower-case ASCII) in any
+// mix of cases, without allocating a lowered copy.
+func containsFoldASCII(s, lower string) bool {
+	for i := 0; i+len(lower) <= len(s); i++ {
+		j := 0
+		for ; j < len(lower); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lower[j] {
+				break
+			}
+		}
+		if j == len(lower) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package content
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -204,5 +205,44 @@ func TestSlugify(t *testing.T) {
 		if got := Slugify(in); got != want {
 			t.Errorf("Slugify(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestScanDangerousHTMLPreFilterMissesNothing checks the cheap pre-filter against
+// the expressions alone, line by line, on lines that do and do not need them.
+func TestScanDangerousHTMLPreFilterMissesNothing(t *testing.T) {
+	lines := []string{
+		"plain prose, nothing here",
+		"a link: https://example.org/ and a colon",
+		"<p onclick = \"x()\">hi</p> and <img src=x ONERROR=y>",
+		"[click](JavaScript:alert(1))",
+		"[click](vbscript :msgbox)",
+		"[long s](java\u017fcript:alert(1))",
+		"<SCRIPT>alert(1)</script>",
+		"script: not a URL scheme? javascript :yes",
+		"curly “quotes” and script without colon",
+	}
+	body := strings.Join(lines, "\n")
+	var want []Problem
+	for i, line := range lines {
+		n := 5 + i
+		if scriptTag.MatchString(line) {
+			want = append(want, Problem{File: "f.md", Line: n, Severity: Warning, Message: fmt.Sprintf("removed <script> at line %d", n)})
+		}
+		for _, m := range eventHandler.FindAllStringSubmatch(line, -1) {
+			want = append(want, Problem{File: "f.md", Line: n, Severity: Warning, Message: fmt.Sprintf("removed event handler %s= at line %d", strings.ToLower(m[1]), n)})
+		}
+		if m := scriptURL.FindStringSubmatch(line); m != nil {
+			want = append(want, Problem{File: "f.md", Line: n, Severity: Warning, Message: fmt.Sprintf("removed %s: URL at line %d", strings.ToLower(m[1]), n)})
+		}
+	}
+	if len(want) < 6 {
+		t.Fatalf("the fixture finds only %d problems", len(want))
+	}
+	if got := scanDangerousHTML("f.md", []byte(body), 5); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+	if got := scanDangerousHTML("f.md", []byte("no tags\nno schemes: here\n"), 1); got != nil {
+		t.Errorf("clean body: %v", got)
 	}
 }

@@ -220,8 +220,11 @@ type Summary struct {
 	Skipped          int // deliveries dropped because the subscriber left meanwhile
 	Pending          int // deliveries still pending at the end (retries due later, or stopped)
 	SendingElsewhere bool
-	DryRun           bool
-	WouldSend        int // dry run: messages that would go out
+	// BuildSkipped: nothing the feeds and archive are made from changed since the
+	// last build, so the pieces were not parsed for it and nothing was rendered.
+	BuildSkipped bool
+	DryRun       bool
+	WouldSend    int // dry run: messages that would go out
 }
 
 // ContentErrors counts the error-level problems among the pieces.
@@ -283,31 +286,43 @@ func (r *Runner) Run(ctx context.Context, opts Options) (*Summary, error) {
 
 func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 	sum := &Summary{DryRun: opts.DryRun}
-	pieces, err := r.Pieces(ctx, sum, !opts.DryRun)
-	if err != nil {
-		return sum, err
-	}
-	files, err := r.Render(pieces)
-	if err != nil {
-		return sum, err
-	}
-	if !opts.DryRun {
-		sum.Output, err = output.Write(r.cfg.Output.Dir, files)
-		if err != nil {
-			return sum, fmt.Errorf("output.dir %s: %w", r.cfg.Output.Dir, err)
+	var pieces []content.Piece
+	if opts.DryRun {
+		var err error
+		if pieces, err = r.Pieces(ctx, sum, false); err != nil {
+			return sum, err
 		}
+		// Rendered but not written: a dry run still finds what would fail.
+		produced := 0
+		if err := r.Render(pieces, func(output.File) { produced++ }); err != nil {
+			if produced == 0 {
+				return sum, err
+			}
+			r.log.Error("feeds and archive: pieces left out", "err", err)
+		}
+		r.log.Info("built feeds and archive", "pieces", len(pieces), "new", sum.NewPieces)
+		return sum, r.dryRun(ctx, sum, pieces)
 	}
-	r.log.Info("built feeds and archive", "pieces", len(pieces), "new", sum.NewPieces, "written", sum.Output.Written, "unchanged", sum.Output.Unchanged, "removed", sum.Output.Removed)
-	if !opts.DryRun && sum.Output.Written > 0 {
-		r.pingHubs(ctx)
+
+	inputs := r.inputsFingerprint()
+	if st, ok := r.unchangedBuild(ctx, inputs); ok {
+		sum.BuildSkipped = true
+		sum.Pieces = st.Pieces
+		sum.ContentProblems = st.Problems
+		r.logProblems(st.Problems)
+		topics := st.Topics
+		r.topics.Store(&topics)
+		r.log.Info("nothing changed since the last build: feeds and archive left as they are", "pieces", st.Pieces)
+	} else {
+		var err error
+		if pieces, err = r.build(ctx, sum, inputs, opts.BuildOnly); err != nil {
+			return sum, err
+		}
 	}
 	if opts.BuildOnly {
 		return sum, nil
 	}
 
-	if opts.DryRun {
-		return sum, r.dryRun(ctx, sum, pieces)
-	}
 	now := r.now()
 	if err := r.syncSubscribers(ctx, sum, now); err != nil {
 		return sum, err
@@ -336,6 +351,23 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 		}
 	}()
 
+	if sum.BuildSkipped {
+		// The build did not need the pieces; planning and sending need them only
+		// when a subscriber is due or a delivery is pending. Nobody due now means
+		// plan would record nothing, and nothing pending means send would send
+		// nothing: skipping both is the same as running them a moment earlier.
+		need, err := r.piecesNeeded(leaseCtx)
+		if err != nil {
+			return sum, err
+		}
+		if !need {
+			r.log.Info("no subscriber due and no delivery pending")
+			return sum, nil
+		}
+		if pieces, err = r.Pieces(leaseCtx, sum, true); err != nil {
+			return sum, err
+		}
+	}
 	if err := r.plan(leaseCtx, sum, pieces); err != nil {
 		return sum, err
 	}
@@ -347,6 +379,80 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	return sum, nil
 }
+
+// build loads the pieces, renders the feeds and archive and writes them, each file
+// handed to the writer as it is rendered, so the output is never held whole.
+// With buildOnly the pieces come without their plain text.
+// inputs is the fingerprint taken before loading; a complete build records it.
+func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, buildOnly bool) ([]content.Piece, error) {
+	// Only the digests read the pieces' plain text.
+	pieces, err := r.loadPieces(ctx, sum, true, !buildOnly)
+	if err != nil {
+		return nil, err
+	}
+	r.forgetBuildState()
+	w, err := output.NewWriter(r.cfg.Output.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("output.dir %s: %w", r.cfg.Output.Dir, err)
+	}
+	produced := 0
+	err = r.Render(pieces, func(f output.File) {
+		produced++
+		w.Add(f)
+	})
+	if err != nil && produced == 0 {
+		// Nothing rendered: leave the output as it was rather than remove it all.
+		if aerr := w.Abort(); aerr != nil {
+			r.log.Error("output", "err", aerr)
+		}
+		return nil, err
+	}
+	complete := err == nil
+	if err != nil {
+		r.log.Error("feeds and archive: pieces left out", "err", err)
+	}
+	sum.Output, err = w.Close()
+	if err != nil {
+		return nil, fmt.Errorf("output.dir %s: %w", r.cfg.Output.Dir, err)
+	}
+	r.log.Info("built feeds and archive", "pieces", len(pieces), "new", sum.NewPieces, "written", sum.Output.Written, "unchanged", sum.Output.Unchanged, "removed", sum.Output.Removed)
+	if complete && inputs != "" {
+		r.saveBuildState(ctx, buildState{Inputs: inputs, Pieces: len(pieces), Topics: topicList(pieces), Problems: sum.ContentProblems})
+	}
+	if sum.Output.Written > 0 {
+		r.pingHubs(ctx)
+	}
+	return pieces, nil
+}
+
+// piecesNeeded reports whether planning or sending could use the pieces: a
+// delivery is pending, or an active subscriber is due.
+func (r *Runner) piecesNeeded(ctx context.Context) (bool, error) {
+	counts, err := r.store.CountDeliveries(ctx)
+	if err != nil {
+		return false, fmt.Errorf("count deliveries: %w", err)
+	}
+	if counts.Pending > 0 {
+		return true, nil
+	}
+	now := r.now()
+	err = r.store.EachSubscriber(ctx, []string{store.StatusActive}, func(s store.Subscriber) error {
+		if r.policy.Due(digestSubscriber(s), now) {
+			return errFound
+		}
+		return nil
+	})
+	if errors.Is(err, errFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("list subscribers: %w", err)
+	}
+	return false, nil
+}
+
+// errFound stops a walk over the subscribers at the first one due.
+var errFound = errors.New("found")
 
 // keepLease renews the lease until ctx ends; losing it stops the send.
 func (r *Runner) keepLease(ctx context.Context, stop context.CancelCauseFunc, done chan<- struct{}) {
@@ -374,15 +480,15 @@ func (r *Runner) keepLease(ctx context.Context, stop context.CancelCauseFunc, do
 // record is set; otherwise unseen pieces count as seen now), and returns the pieces
 // newest first.
 func (r *Runner) Pieces(ctx context.Context, sum *Summary, record bool) ([]content.Piece, error) {
-	pieces, problems, err := content.Load(ctx, r.cfg.Content.Dir, content.Options{MaxBytes: r.cfg.Content.MaxBytes})
+	return r.loadPieces(ctx, sum, record, true)
+}
+
+// loadPieces is Pieces; without withText the pieces' plain text is left out
+// (a build alone never reads it).
+func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText bool) ([]content.Piece, error) {
+	pieces, problems, err := content.Load(ctx, r.cfg.Content.Dir, content.Options{MaxBytes: r.cfg.Content.MaxBytes, SkipText: !withText})
 	sum.ContentProblems = problems
-	for _, p := range problems {
-		if p.Severity == content.Error {
-			r.log.Error("content", "problem", p.String())
-		} else {
-			r.log.Warn("content", "problem", p.String())
-		}
-	}
+	r.logProblems(problems)
 	if err != nil {
 		return nil, fmt.Errorf("content.dir: %w", err)
 	}
@@ -418,28 +524,50 @@ func (r *Runner) Pieces(ctx context.Context, sum *Summary, record bool) ([]conte
 	return pieces, nil
 }
 
-// Render produces every feed and archive file for pieces.
-func (r *Runner) Render(pieces []content.Piece) ([]output.File, error) {
-	// Both renderers return every good file along with an error naming the pieces
-	// they had to leave out: one bad piece never stops the rest being published.
-	feeds, err := feed.Render(feed.Options{
+// Render produces every feed and archive file for pieces, handing each to emit as
+// it is produced. Pieces that cannot be rendered are left out and named in the
+// error; the files emitted are complete for the rest. When the feeds or the
+// archive cannot be rendered at all, the error comes with nothing emitted, so the
+// caller can leave the output as it was.
+func (r *Runner) Render(pieces []content.Piece, emit func(output.File)) error {
+	// The feeds are a handful of files: rendered first and held, so that a failure
+	// is known before any archive page goes out.
+	feeds, feedErr := feed.Render(feed.Options{
 		Title: r.cfg.Site.Title, Description: r.cfg.Site.Description, BaseURL: r.cfg.Site.BaseURL,
 		Language: r.cfg.Site.Language, Items: r.cfg.Feed.Items, Hubs: r.cfg.Feed.WebSubHubs,
 	}, pieces)
-	if err != nil {
-		if feeds == nil {
-			return nil, fmt.Errorf("feeds: %w", err)
-		}
-		r.log.Error("feeds: pieces left out", "err", err)
+	if feedErr != nil && feeds == nil {
+		return fmt.Errorf("feeds: %w", feedErr)
 	}
-	pages, err := r.site.Render(pieces)
-	if err != nil {
-		if pages == nil {
-			return nil, fmt.Errorf("archive: %w", err)
-		}
-		r.log.Error("archive: pieces left out", "err", err)
+	pages := 0
+	siteErr := r.site.RenderTo(pieces, func(f output.File) {
+		pages++
+		emit(f)
+	})
+	if siteErr != nil && pages == 0 {
+		return fmt.Errorf("archive: %w", siteErr)
 	}
-	return append(feeds, pages...), nil
+	for _, f := range feeds {
+		emit(f)
+	}
+	var errs []error
+	if feedErr != nil {
+		errs = append(errs, fmt.Errorf("feeds: %w", feedErr))
+	}
+	if siteErr != nil {
+		errs = append(errs, fmt.Errorf("archive: %w", siteErr))
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Runner) logProblems(problems []content.Problem) {
+	for _, p := range problems {
+		if p.Severity == content.Error {
+			r.log.Error("content", "problem", p.String())
+		} else {
+			r.log.Warn("content", "problem", p.String())
+		}
+	}
 }
 
 // syncSubscribers streams the list files into the store.

@@ -69,7 +69,20 @@ type pieceView struct {
 	Image       string
 	Source      content.Source // Name always set when there is a source; URL only when http(s)
 	Topics      []topicView
-	HTML        template.HTML
+	// body is the resolved HTML while the piece's own page is rendered; see HTML.
+	body    template.HTML
+	pageURL *url.URL
+}
+
+// HTML is the piece's body with its links made absolute. Only the piece's own
+// page holds it (see Site.render); any other template that asks for it gets it
+// worked out on the spot, so that the bodies of all pieces are never held at once.
+func (v pieceView) HTML() template.HTML {
+	if v.body != "" {
+		return v.body
+	}
+	body, _ := resolvedBody(v.piece, v.pageURL)
+	return body
 }
 
 type authorView struct{ Name, Role, URL string }
@@ -137,6 +150,7 @@ func (s *Site) pieceView(p *content.Piece) (pieceView, error) {
 	published, modified := p.Published().UTC(), p.Modified().UTC()
 	v := pieceView{
 		piece:     p,
+		pageURL:   pageURL,
 		Slug:      p.Slug,
 		Title:     p.Title,
 		URL:       pageURL.String(),
@@ -186,6 +200,12 @@ func (s *Site) pieceView(p *content.Piece) (pieceView, error) {
 		seen[slug] = true
 		v.Topics = append(v.Topics, topicView{Name: name, URL: feed.Resolve(s.base, feed.TopicDir(slug))})
 	}
+	return v, nil
+}
+
+// resolvedBody is p's HTML with its links made absolute against pageURL. On error
+// the body keeps its links as they were.
+func resolvedBody(p *content.Piece, pageURL *url.URL) (template.HTML, error) {
 	body, err := content.ResolveLinks(p.HTML, pageURL)
 	if err != nil {
 		body = p.HTML
@@ -193,8 +213,7 @@ func (s *Site) pieceView(p *content.Piece) (pieceView, error) {
 	}
 	// The body was sanitised by package content when it was loaded; it is the
 	// one value the templates print unescaped.
-	v.HTML = template.HTML(body)
-	return v, err
+	return template.HTML(body), err
 }
 
 func httpURL(raw string) (string, bool) {

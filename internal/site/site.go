@@ -172,6 +172,14 @@ func (s *Site) Render(pieces []content.Piece) ([]output.File, error) {
 	return files, err
 }
 
+// RenderTo renders the same files as Render but hands each to emit as soon as it
+// is produced, so a caller writing them never holds the whole archive.
+func (s *Site) RenderTo(pieces []content.Piece, emit func(output.File)) error {
+	return s.render(pieces, func(path string, data []byte) {
+		emit(output.File{Path: path, Data: data})
+	})
+}
+
 // render renders every page and hands each to emit. A template failure stops
 // rendering (every page would fail alike); a piece problem only leaves that
 // piece out.
@@ -212,6 +220,10 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 	}
 	for i := range views {
 		v := &views[i]
+		var err error
+		if v.body, err = resolvedBody(v.piece, v.pageURL); err != nil {
+			errs = append(errs, err)
+		}
 		data := &pageData{
 			Site: sd, Title: v.Title, Canonical: v.Canonical, Description: v.Summary,
 			Feeds: sd.FeedGroups[0].Links, Piece: v,
@@ -219,6 +231,7 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 		if err := exec(PieceTemplate, feed.PieceDir(v.Slug)+"index.html", data); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
+		v.body = ""
 	}
 	for i, t := range topics {
 		group := &sd.FeedGroups[i+1]

@@ -1,0 +1,240 @@
+package cycle
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"publisher/internal/content"
+	"publisher/internal/output"
+)
+
+// buildStateName is the file, in data.dir, describing the last complete build, so
+// that a run with nothing changed can skip parsing and rendering.
+const buildStateName = "build-state.json"
+
+// racyWindow: a content file modified this recently may be modified again within
+// the file system's timestamp granularity without its mtime changing, so a build
+// that saw it is not trusted to be skipped next time (git's "racy clean" rule).
+const racyWindow = 2 * time.Second
+
+// buildState is what a complete build leaves for the next run to compare with.
+type buildState struct {
+	// Inputs hashes everything the output is made from, except the store (see
+	// FirstSeen): the content files' names, sizes and mtimes, the settings the
+	// renderers read, the templates and the binary.
+	Inputs string `json:"inputs"`
+	// FirstSeen hashes the first-seen times of the pieces in the store, which the
+	// feeds carry.
+	FirstSeen string `json:"first_seen"`
+	// Output is output.Snapshot right after the build: the build is skipped only
+	// when nobody has touched the files since.
+	Output string `json:"output"`
+	// What a skipped run reports as if it had loaded the pieces.
+	Pieces   int               `json:"pieces"`
+	Topics   []string          `json:"topics"`
+	Problems []content.Problem `json:"problems"`
+}
+
+func (r *Runner) buildStatePath() string {
+	return filepath.Join(r.cfg.Data.Dir, buildStateName)
+}
+
+// inputsFingerprint hashes what the build is made from. It returns "" when the
+// content cannot be trusted to be unchanged by its mtimes (a file modified within
+// racyWindow, or a file that cannot be read): such a build is never skipped.
+func (r *Runner) inputsFingerprint() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "publisher build state 1\n")
+	if !hashBinary(h) {
+		return ""
+	}
+	// The sections the feeds and archive are rendered from; the others (mail,
+	// subscribers, schedule) do not change a byte of the output.
+	settings, err := json.Marshal([]any{r.cfg.Site, r.cfg.Content, r.cfg.Output, r.cfg.Templates, r.cfg.Feed})
+	if err != nil {
+		return ""
+	}
+	h.Write(settings)
+	h.Write([]byte{'\n'})
+	if r.templates != nil && !hashTemplates(h, r.templates) {
+		return ""
+	}
+	if !hashContent(h, r.cfg.Content.Dir, time.Now().Add(-racyWindow)) {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hashBinary identifies the running program: a rebuilt binary may render differently.
+func hashBinary(h hash.Hash) bool {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		fmt.Fprintf(h, "version %s\n", bi.Main.Version)
+		for _, s := range bi.Settings {
+			fmt.Fprintf(h, "%s=%s\n", s.Key, s.Value)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	info, err := os.Stat(exe)
+	if err != nil {
+		return false
+	}
+	fmt.Fprintf(h, "binary %s %d %d\n", exe, info.Size(), info.ModTime().UnixNano())
+	return true
+}
+
+// hashTemplates hashes every template file's bytes. With templates.dir set only
+// the override files are listed; the embedded ones are part of the binary.
+func hashTemplates(h hash.Hash, templates fs.FS) bool {
+	err := fs.WalkDir(templates, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(templates, p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "template %s %d\n", p, len(data))
+		h.Write(data)
+		return nil
+	})
+	return err == nil
+}
+
+// hashContent hashes the name, size, mtime and mode of every file under dir that
+// content.Load could read (hidden files and folders are skipped, as Load skips
+// them). It reports false when a file changed after racyAfter or cannot be read.
+func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != dir && (strings.HasPrefix(d.Name(), ".") || strings.HasSuffix(d.Name(), "~")) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			// A folder's own mtime only says its entries changed, and they are
+			// hashed one by one.
+			fmt.Fprintf(h, "folder %s\n", filepath.ToSlash(rel))
+			return nil
+		}
+		// os.Stat follows a symlink to the file Load would read.
+		info, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if info.ModTime().After(racyAfter) {
+			return errRacy
+		}
+		fmt.Fprintf(h, "content %s %d %d %s\n", filepath.ToSlash(rel), info.Size(), info.ModTime().UnixNano(), info.Mode())
+		return nil
+	})
+	return err == nil
+}
+
+var errRacy = errors.New("modified too recently to be compared by mtime")
+
+// firstSeenFingerprint hashes every piece's first-seen time in the store.
+func (r *Runner) firstSeenFingerprint(ctx context.Context) (string, error) {
+	seen, err := r.store.FirstSeen(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read first-seen times: %w", err)
+	}
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id + "\x00" + strconv.FormatInt(seen[id].UnixMicro(), 10) + "\n"))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// unchangedBuild returns the last build's state when inputs (from
+// inputsFingerprint) match it, the store's first-seen times are the same and the
+// output folder is exactly as that build left it: building again would write
+// nothing. Any doubt (no state, a read error) means build.
+func (r *Runner) unchangedBuild(ctx context.Context, inputs string) (*buildState, bool) {
+	if inputs == "" {
+		return nil, false
+	}
+	data, err := os.ReadFile(r.buildStatePath())
+	if err != nil {
+		return nil, false
+	}
+	var st buildState
+	if err := json.Unmarshal(data, &st); err != nil || st.Inputs != inputs {
+		return nil, false
+	}
+	if seen, err := r.firstSeenFingerprint(ctx); err != nil || seen != st.FirstSeen {
+		return nil, false
+	}
+	if snap, err := output.Snapshot(r.cfg.Output.Dir); err != nil || snap != st.Output {
+		return nil, false
+	}
+	return &st, true
+}
+
+// saveBuildState records a complete build. Failing to record it only costs the
+// next run a rebuild, so it is logged, not returned. No fsync: a state file lost
+// in a crash also only costs a rebuild.
+func (r *Runner) saveBuildState(ctx context.Context, st buildState) {
+	path := r.buildStatePath()
+	fail := func(err error) {
+		_ = os.Remove(path)
+		r.log.Warn("recording the build for the next run (it will build again)", "file", path, "err", err)
+	}
+	var err error
+	if st.FirstSeen, err = r.firstSeenFingerprint(ctx); err != nil {
+		fail(err)
+		return
+	}
+	if st.Output, err = output.Snapshot(r.cfg.Output.Dir); err != nil {
+		fail(err)
+		return
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		fail(err)
+		return
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		fail(err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		fail(err)
+	}
+}
+
+// forgetBuildState removes the record of the last build, before a build starts
+// changing the output: a build that fails half way must not be mistaken for the
+// complete one.
+func (r *Runner) forgetBuildState() {
+	if err := os.Remove(r.buildStatePath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.log.Warn("removing the record of the last build", "err", err)
+	}
+}

@@ -1,0 +1,149 @@
+package cycle
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"publisher/internal/smtptest"
+)
+
+// age sets every content file's mtime to ago before now: files written just now
+// are never trusted to be unchanged (their mtime may not move on the next edit).
+func (b *bench) age(ago time.Duration) {
+	b.t.Helper()
+	at := time.Now().Add(-ago)
+	err := filepath.WalkDir(b.cfg.Content.Dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		return os.Chtimes(p, at, at)
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *bench) output(rel string) (string, time.Time) {
+	b.t.Helper()
+	p := filepath.Join(b.cfg.Output.Dir, rel)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	info, err := os.Stat(p)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return string(data), info.ModTime()
+}
+
+func TestUnchangedRunSkipsTheBuildAndAChangeRebuilds(t *testing.T) {
+	b := newBench(t, vilnius(t, "2026-11-26 12:00"))
+	b.piece("one", "Piece one", "2026-11-25", "energy")
+	b.piece("two", "Piece two", "2026-11-24")
+	b.age(time.Hour)
+
+	sum, _ := b.run()
+	if sum.BuildSkipped || sum.Pieces != 2 || sum.Output.Written == 0 {
+		t.Fatalf("first run: %+v", sum)
+	}
+	index, built := b.output("index.html")
+
+	b.now = b.now.Add(time.Hour)
+	sum, _ = b.run()
+	if !sum.BuildSkipped || sum.Pieces != 2 || sum.Output.Written != 0 || sum.Output.Unchanged != 0 {
+		t.Fatalf("nothing changed, yet the pieces were parsed or the output rebuilt: %+v", sum)
+	}
+	if again, at := b.output("index.html"); again != index || !at.Equal(built) {
+		t.Fatal("a skipped build touched index.html")
+	}
+
+	// One piece's text changes (same file, a different size and mtime): rebuilt.
+	b.piece("one", "Piece one, revised", "2026-11-25", "energy")
+	b.age(30 * time.Minute)
+	b.now = b.now.Add(time.Hour)
+	sum, _ = b.run()
+	if sum.BuildSkipped || sum.Output.Written == 0 {
+		t.Fatalf("after an edit: %+v", sum)
+	}
+	if page, _ := b.output("pieces/one/index.html"); !strings.Contains(page, "Piece one, revised") {
+		t.Error("the edited piece's page was not rebuilt")
+	}
+
+	// A file removed from the output folder: rebuilt, though no content changed.
+	if err := os.Remove(filepath.Join(b.cfg.Output.Dir, "feed.xml")); err != nil {
+		t.Fatal(err)
+	}
+	b.now = b.now.Add(time.Hour)
+	if sum, _ = b.run(); sum.BuildSkipped || sum.Output.Written != 1 {
+		t.Fatalf("after feed.xml was removed: %+v", sum)
+	}
+	b.output("feed.xml")
+
+	// A setting the pages show: rebuilt.
+	b.cfg.Site.Title = "Cycle Desk Renamed"
+	b.now = b.now.Add(time.Hour)
+	if sum, _ = b.run(); sum.BuildSkipped {
+		t.Fatalf("after the site title changed: %+v", sum)
+	}
+	if page, _ := b.output("index.html"); !strings.Contains(page, "Cycle Desk Renamed") {
+		t.Error("index.html does not carry the new title")
+	}
+
+	// A piece just written is never trusted by mtime: built even if nothing else moved.
+	b.piece("three", "Piece three", "2026-11-26")
+	b.now = b.now.Add(time.Hour)
+	if sum, _ = b.run(); sum.BuildSkipped || sum.Pieces != 3 {
+		t.Fatalf("after a new piece: %+v", sum)
+	}
+}
+
+func TestNewSubscriberGetsTheDigestWhenNothingChanged(t *testing.T) {
+	b := newBench(t, vilnius(t, "2026-11-26 12:00"))
+	b.piece("one", "Piece one", "2026-11-26")
+	b.age(time.Hour)
+	if sum, _ := b.run(); sum.BuildSkipped || sum.Sent != 0 {
+		t.Fatalf("first run: %+v", sum)
+	}
+
+	b.write("subscribers/list.csv", "email,name,cadence\nnew@example.org,New Reader,immediate\n")
+	b.now = b.now.Add(time.Hour)
+	sum, got := b.run()
+	if !sum.BuildSkipped {
+		t.Fatalf("no content changed, yet the build ran: %+v", sum)
+	}
+	if sum.Sent != 1 || len(got["new@example.org"]) != 1 || !strings.Contains(b.lastBody("new@example.org"), "Piece one") {
+		t.Fatalf("the new subscriber did not get the piece: %+v %v", sum, got)
+	}
+
+	b.now = b.now.Add(time.Hour)
+	if sum, _ := b.run(); !sum.BuildSkipped || sum.Sent != 0 || sum.Planned != 0 {
+		t.Fatalf("nothing new: %+v", sum)
+	}
+}
+
+func TestPendingDeliveriesAreSentWhenNothingChanged(t *testing.T) {
+	b := newBench(t, vilnius(t, "2026-11-26 12:00"))
+	b.piece("one", "Piece one", "2026-11-26")
+	b.write("subscribers/list.csv", "email,name,cadence\nwait@example.org,Waiting,immediate\n")
+	b.age(time.Hour)
+	b.srv.SetOptions(smtptest.Options{Rcpt: func(string) *smtpError { return tempFail }})
+	b.cfg.Mail.MaxAttempts = 10
+	b.cfg.Mail.RetryBase = time.Hour
+	if sum, _ := b.run(); sum.Pending != 1 {
+		t.Fatalf("while refused: %+v", sum)
+	}
+
+	b.srv.SetOptions(smtptest.Options{})
+	b.now = b.now.Add(2 * time.Hour)
+	sum, got := b.run()
+	if !sum.BuildSkipped || sum.Sent != 1 || len(got["wait@example.org"]) != 1 || sum.Pending != 0 {
+		t.Fatalf("retry with nothing changed: %+v %v", sum, got)
+	}
+	if !strings.Contains(b.lastBody("wait@example.org"), "Piece one") {
+		t.Error("the retried digest lacks its piece")
+	}
+}

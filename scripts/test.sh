@@ -15,6 +15,7 @@ command -v podman >/dev/null || apt_needed+=(podman)
 command -v buildah >/dev/null || apt_needed+=(buildah)
 command -v runc >/dev/null || apt_needed+=(runc)
 command -v busybox >/dev/null || apt_needed+=(busybox-static)
+command -v script >/dev/null || apt_needed+=(bsdutils) # a pseudo-terminal for the progress-bar test
 if [ ${#apt_needed[@]} -gt 0 ]; then
 	echo "test.sh: installing ${apt_needed[*]}" >&2
 	SUDO=""

@@ -37,7 +37,7 @@ type Config struct {
 	Secret      string        `yaml:"secret" doc:"key for signing confirm, unsubscribe and preference links (HMAC-SHA256); required unless mail.transport is file"`
 	Schedule    string        `yaml:"schedule" doc:"cron spec for publisher daemon: 5 fields, @daily, @every 15m, optional CRON_TZ=Area/City prefix"`
 	RunAtStart  bool          `yaml:"run_at_start" doc:"daemon: run a cycle at once on start"`
-	Grace       time.Duration `yaml:"shutdown_grace" doc:"on SIGTERM, how long the run in flight may go on sending before the rest is left pending"`
+	Grace       time.Duration `yaml:"shutdown_grace" doc:"on SIGTERM, how long to wait for the messages on the wire to finish; the rest stays pending"`
 	HTTP        HTTP          `yaml:"http"`
 	Tokens      Tokens        `yaml:"tokens"`
 	Store       Store         `yaml:"store"`

@@ -223,8 +223,10 @@ type Summary struct {
 	// BuildSkipped: nothing the feeds and archive are made from changed since the
 	// last build, so the pieces were not parsed for it and nothing was rendered.
 	BuildSkipped bool
-	DryRun       bool
-	WouldSend    int // dry run: messages that would go out
+	// PiecesRead: the content folder was parsed in this run.
+	PiecesRead bool
+	DryRun     bool
+	WouldSend  int // dry run: messages that would go out
 }
 
 // ContentErrors counts the error-level problems among the pieces.
@@ -356,16 +358,23 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 		// when a subscriber is due or a delivery is pending. Nobody due now means
 		// plan would record nothing, and nothing pending means send would send
 		// nothing: skipping both is the same as running them a moment earlier.
-		need, err := r.piecesNeeded(leaseCtx)
+		needPieces, anyDue, err := r.piecesNeeded(leaseCtx)
 		if err != nil {
 			return sum, err
 		}
-		if !need {
+		switch {
+		case needPieces:
+			if pieces, err = r.Pieces(leaseCtx, sum, true); err != nil {
+				return sum, err
+			}
+		case anyDue:
+			// Nothing is new to anyone due: plan without pieces (it only marks them
+			// served); nothing is pending, so there is nothing to send.
+			r.log.Info("subscribers due, but nothing new for any of them")
+			return sum, r.plan(leaseCtx, sum, nil)
+		default:
 			r.log.Info("no subscriber due and no delivery pending")
 			return sum, nil
-		}
-		if pieces, err = r.Pieces(leaseCtx, sum, true); err != nil {
-			return sum, err
 		}
 	}
 	if err := r.plan(leaseCtx, sum, pieces); err != nil {
@@ -425,33 +434,55 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, buildOn
 	return pieces, nil
 }
 
-// piecesNeeded reports whether planning or sending could use the pieces: a
-// delivery is pending, or an active subscriber is due.
-func (r *Runner) piecesNeeded(ctx context.Context) (bool, error) {
+// piecesNeeded says what planning and sending need when the build was skipped:
+// the pieces, when a delivery is pending or a due subscriber has not yet been
+// told of the newest piece; a planning pass without pieces, when subscribers are
+// due but nothing is new to any of them (it still marks them served, so a daily
+// digest keeps its moment); or nothing at all.
+func (r *Runner) piecesNeeded(ctx context.Context) (needPieces, anyDue bool, err error) {
 	counts, err := r.store.CountDeliveries(ctx)
 	if err != nil {
-		return false, fmt.Errorf("count deliveries: %w", err)
+		return false, false, fmt.Errorf("count deliveries: %w", err)
 	}
 	if counts.Pending > 0 {
-		return true, nil
+		return true, true, nil
+	}
+	seen, err := r.store.FirstSeen(ctx)
+	if err != nil {
+		return false, false, fmt.Errorf("read first-seen times: %w", err)
+	}
+	var newest time.Time
+	for _, t := range seen {
+		if t.After(newest) {
+			newest = t
+		}
 	}
 	now := r.now()
 	err = r.store.EachSubscriber(ctx, []string{store.StatusActive}, func(s store.Subscriber) error {
-		if r.policy.Due(digestSubscriber(s), now) {
+		if !r.policy.Due(digestSubscriber(s), now) {
+			return nil
+		}
+		anyDue = true
+		// digest.Select's floor: nothing first seen at or before it is news to s.
+		floor := s.JoinedAt.Add(-r.cfg.Digest.Lookback)
+		if s.Watermark.After(floor) {
+			floor = s.Watermark
+		}
+		if newest.After(floor) {
 			return errFound
 		}
 		return nil
 	})
 	if errors.Is(err, errFound) {
-		return true, nil
+		return true, true, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("list subscribers: %w", err)
+		return false, false, fmt.Errorf("list subscribers: %w", err)
 	}
-	return false, nil
+	return false, anyDue, nil
 }
 
-// errFound stops a walk over the subscribers at the first one due.
+// errFound stops a walk over the subscribers at the first one that settles the answer.
 var errFound = errors.New("found")
 
 // keepLease renews the lease until ctx ends; losing it stops the send.
@@ -487,6 +518,7 @@ func (r *Runner) Pieces(ctx context.Context, sum *Summary, record bool) ([]conte
 // (a build alone never reads it).
 func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText bool) ([]content.Piece, error) {
 	pieces, problems, err := content.Load(ctx, r.cfg.Content.Dir, content.Options{MaxBytes: r.cfg.Content.MaxBytes, SkipText: !withText})
+	sum.PiecesRead = true
 	sum.ContentProblems = problems
 	r.logProblems(problems)
 	if err != nil {

@@ -120,8 +120,27 @@ func TestNewSubscriberGetsTheDigestWhenNothingChanged(t *testing.T) {
 	}
 
 	b.now = b.now.Add(time.Hour)
-	if sum, _ := b.run(); !sum.BuildSkipped || sum.Sent != 0 || sum.Planned != 0 {
-		t.Fatalf("nothing new: %+v", sum)
+	if sum, _ := b.run(); !sum.BuildSkipped || sum.Sent != 0 || sum.Planned != 0 || sum.PiecesRead {
+		t.Fatalf("nothing new: the pieces should not even be read: %+v", sum)
+	}
+
+	// A daily reader who has had everything is due at 07:00 the next day: still
+	// nothing to read, but the pass marks them served, so a piece arriving later
+	// that day waits for the following morning.
+	b.write("subscribers/list.csv", "email,name,cadence\nnew@example.org,New Reader,daily\n")
+	b.now = vilnius(t, "2026-11-27 07:30")
+	if sum, got := b.run(); sum.PiecesRead || sum.Sent != 0 || len(got) != 0 {
+		t.Fatalf("due with nothing new: %+v %v", sum, got)
+	}
+	b.piece("two", "Piece two", "2026-11-27")
+	b.age(time.Hour)
+	b.now = vilnius(t, "2026-11-27 10:00")
+	if sum, got := b.run(); sum.Sent != 0 || len(got) != 0 {
+		t.Fatalf("a daily reader already served today got mail: %+v %v", sum, got)
+	}
+	b.now = vilnius(t, "2026-11-28 07:05")
+	if sum, got := b.run(); sum.Sent != 1 || !strings.Contains(b.lastBody("new@example.org"), "Piece two") {
+		t.Fatalf("the next morning: %+v %v", sum, got)
 	}
 }
 

@@ -307,7 +307,9 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 	}
 
 	inputs := r.inputsFingerprint()
+	var newest time.Time // the latest first-seen time, when the build is skipped
 	if st, ok := r.unchangedBuild(ctx, inputs); ok {
+		newest = st.Newest
 		sum.BuildSkipped = true
 		sum.Pieces = st.Pieces
 		sum.ContentProblems = st.Problems
@@ -358,7 +360,7 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 		// when a subscriber is due or a delivery is pending. Nobody due now means
 		// plan would record nothing, and nothing pending means send would send
 		// nothing: skipping both is the same as running them a moment earlier.
-		needPieces, anyDue, err := r.piecesNeeded(leaseCtx)
+		needPieces, anyDue, err := r.piecesNeeded(leaseCtx, newest)
 		if err != nil {
 			return sum, err
 		}
@@ -439,23 +441,14 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, buildOn
 // told of the newest piece; a planning pass without pieces, when subscribers are
 // due but nothing is new to any of them (it still marks them served, so a daily
 // digest keeps its moment); or nothing at all.
-func (r *Runner) piecesNeeded(ctx context.Context) (needPieces, anyDue bool, err error) {
+// newest is the latest first-seen time, as the last build recorded it.
+func (r *Runner) piecesNeeded(ctx context.Context, newest time.Time) (needPieces, anyDue bool, err error) {
 	counts, err := r.store.CountDeliveries(ctx)
 	if err != nil {
 		return false, false, fmt.Errorf("count deliveries: %w", err)
 	}
 	if counts.Pending > 0 {
 		return true, true, nil
-	}
-	seen, err := r.store.FirstSeen(ctx)
-	if err != nil {
-		return false, false, fmt.Errorf("read first-seen times: %w", err)
-	}
-	var newest time.Time
-	for _, t := range seen {
-		if t.After(newest) {
-			newest = t
-		}
 	}
 	now := r.now()
 	err = r.store.EachSubscriber(ctx, []string{store.StatusActive}, func(s store.Subscriber) error {

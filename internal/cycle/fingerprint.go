@@ -39,6 +39,9 @@ type buildState struct {
 	// FirstSeen hashes the first-seen times of the pieces in the store, which the
 	// feeds carry.
 	FirstSeen string `json:"first_seen"`
+	// Newest is the latest first-seen time among them: what a skipped run compares
+	// subscribers' watermarks with, without reading the store's pieces again.
+	Newest time.Time `json:"newest"`
 	// Output is output.Snapshot right after the build: the build is skipped only
 	// when nobody has touched the files since.
 	Output string `json:"output"`
@@ -153,22 +156,27 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
 
 var errRacy = errors.New("modified too recently to be compared by mtime")
 
-// firstSeenFingerprint hashes every piece's first-seen time in the store.
-func (r *Runner) firstSeenFingerprint(ctx context.Context) (string, error) {
+// firstSeenFingerprint hashes every piece's first-seen time in the store, and
+// returns the newest of them too.
+func (r *Runner) firstSeenFingerprint(ctx context.Context) (string, time.Time, error) {
 	seen, err := r.store.FirstSeen(ctx)
 	if err != nil {
-		return "", fmt.Errorf("read first-seen times: %w", err)
+		return "", time.Time{}, fmt.Errorf("read first-seen times: %w", err)
 	}
 	ids := make([]string, 0, len(seen))
-	for id := range seen {
+	var newest time.Time
+	for id, t := range seen {
 		ids = append(ids, id)
+		if t.After(newest) {
+			newest = t
+		}
 	}
 	slices.Sort(ids)
 	h := sha256.New()
 	for _, id := range ids {
 		h.Write([]byte(id + "\x00" + strconv.FormatInt(seen[id].UnixMicro(), 10) + "\n"))
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), newest, nil
 }
 
 // unchangedBuild returns the last build's state when inputs (from
@@ -187,7 +195,10 @@ func (r *Runner) unchangedBuild(ctx context.Context, inputs string) (*buildState
 	if err := json.Unmarshal(data, &st); err != nil || st.Inputs != inputs {
 		return nil, false
 	}
-	if seen, err := r.firstSeenFingerprint(ctx); err != nil || seen != st.FirstSeen {
+	if st.Newest.IsZero() && st.Pieces > 0 {
+		return nil, false // a state from before Newest was recorded
+	}
+	if seen, _, err := r.firstSeenFingerprint(ctx); err != nil || seen != st.FirstSeen {
 		return nil, false
 	}
 	if snap, err := output.Snapshot(r.cfg.Output.Dir); err != nil || snap != st.Output {
@@ -206,7 +217,7 @@ func (r *Runner) saveBuildState(ctx context.Context, st buildState) {
 		r.log.Warn("recording the build for the next run (it will build again)", "file", path, "err", err)
 	}
 	var err error
-	if st.FirstSeen, err = r.firstSeenFingerprint(ctx); err != nil {
+	if st.FirstSeen, st.Newest, err = r.firstSeenFingerprint(ctx); err != nil {
 		fail(err)
 		return
 	}

@@ -9,7 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/mail"
+	netmail "net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"publisher/internal/mail"
+	"publisher/internal/subscriber"
 )
 
 // Config is the whole configuration. The yaml tags are the key names; `doc` tags feed
@@ -510,7 +513,7 @@ func (c *Config) validate() Errors {
 			bad("feed.websub_hubs", "not an absolute http(s) URL: %q", h)
 		}
 	}
-	if !ValidCadence(c.Digest.DefaultCadence) {
+	if !subscriber.ValidCadence(c.Digest.DefaultCadence) {
 		bad("digest.default_cadence", "must be immediate, daily or weekly, got %q", c.Digest.DefaultCadence)
 	}
 	if _, _, err := c.Digest.SendAtClock(); err != nil {
@@ -534,7 +537,7 @@ func (c *Config) validate() Errors {
 		if c.Mail.SMTP.Host == "" {
 			bad("mail.smtp.host", "must be set with the smtp transport")
 		}
-		if u, err := url.Parse(c.Site.BaseURL); err == nil && u.Scheme != "https" && !isLoopback(u.Hostname()) {
+		if u, err := url.Parse(c.Site.BaseURL); err == nil && u.Scheme != "https" && !mail.IsLoopback(u.Hostname()) {
 			bad("site.base_url", "must be https to send over smtp: unsubscribe links and RFC 8058 one-click unsubscribe need it (got %q)", c.Site.BaseURL)
 		}
 		if c.Secret == "" || c.Secret == SampleSecret {
@@ -543,18 +546,18 @@ func (c *Config) validate() Errors {
 	default:
 		bad("mail.transport", "must be file or smtp, got %q", c.Mail.Transport)
 	}
-	if a, err := mail.ParseAddress(c.Mail.From); err != nil {
+	if a, err := netmail.ParseAddress(c.Mail.From); err != nil {
 		bad("mail.from", "not an address: %q", c.Mail.From)
 	} else if strings.ContainsAny(c.Mail.From, "\r\n") || !strings.Contains(a.Address, "@") {
 		bad("mail.from", "not an address: %q", c.Mail.From)
 	}
 	if c.Mail.ReplyTo != "" {
-		if _, err := mail.ParseAddress(c.Mail.ReplyTo); err != nil {
+		if _, err := netmail.ParseAddress(c.Mail.ReplyTo); err != nil {
 			bad("mail.reply_to", "not an address: %q", c.Mail.ReplyTo)
 		}
 	}
 	if c.Mail.Unsubscribe != "" {
-		if _, err := mail.ParseAddress(c.Mail.Unsubscribe); err != nil {
+		if _, err := netmail.ParseAddress(c.Mail.Unsubscribe); err != nil {
 			bad("mail.unsubscribe_mailto", "not an address: %q", c.Mail.Unsubscribe)
 		}
 	}
@@ -573,7 +576,7 @@ func (c *Config) validate() Errors {
 	switch c.Mail.SMTP.TLS {
 	case "starttls", "tls":
 	case "none":
-		if c.Mail.Transport == "smtp" && !isLoopback(c.Mail.SMTP.Host) {
+		if c.Mail.Transport == "smtp" && !mail.IsLoopback(c.Mail.SMTP.Host) {
 			bad("mail.smtp.tls", "none is only allowed for a loopback host, not %q", c.Mail.SMTP.Host)
 		}
 	default:
@@ -616,11 +619,6 @@ func (c *Config) validate() Errors {
 	return errs
 }
 
-// ValidCadence reports whether s is a cadence publisher knows.
-func ValidCadence(s string) bool {
-	return s == "immediate" || s == "daily" || s == "weekly"
-}
-
 // SendAtClock returns digest.send_at as hour and minute.
 func (d Digest) SendAtClock() (hour, minute int, err error) {
 	t, err := time.Parse("15:04", d.SendAt)
@@ -651,11 +649,3 @@ func (d Digest) Location() *time.Location {
 
 // DBPath is the SQLite file inside data.dir.
 func (c *Config) DBPath() string { return filepath.Join(c.Data.Dir, "publisher.db") }
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

@@ -57,7 +57,7 @@ func NewSMTPTransport(cfg SMTPConfig) (*SMTPTransport, error) {
 	switch cfg.TLS {
 	case TLSStartTLS, TLSImplicit:
 	case TLSNone:
-		if !isLoopback(cfg.Host) {
+		if !IsLoopback(cfg.Host) {
 			return nil, fmt.Errorf("smtp: tls %q is only allowed for a loopback host, not %q", TLSNone, cfg.Host)
 		}
 	default:
@@ -89,9 +89,9 @@ func NewSMTPTransport(cfg SMTPConfig) (*SMTPTransport, error) {
 	return &SMTPTransport{cfg: cfg}, nil
 }
 
-// isLoopback accepts "localhost" and loopback IP literals; other names are
+// IsLoopback accepts "localhost" and loopback IP literals; other names are
 // not resolved, since DNS could point them anywhere later.
-func isLoopback(host string) bool {
+func IsLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -320,11 +320,11 @@ func isASCII(s string) bool {
 	return true
 }
 
-// Build validates m and turns it into an unsigned go-mail message. The
-// text part comes first so that clients showing the last alternative they
-// understand pick the HTML. Use Render or WriteTo for the bytes to send:
-// they add the DKIM signature.
-func Build(m *Message) (*gomail.Msg, error) {
+// buildHeader validates m and turns it into a go-mail message that holds
+// the header fields alone: go-mail encodes and folds them, and writeBody adds
+// the body, whose encoding it can cache between messages (go-mail would
+// encode every body afresh).
+func buildHeader(m *Message) (*gomail.Msg, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
@@ -376,10 +376,6 @@ func Build(m *Message) (*gomail.Msg, error) {
 		msg.SetGenHeader(gomail.Header(textproto.CanonicalMIMEHeaderKey(name)), value)
 	}
 
-	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
-	if m.HTML != "" {
-		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
-	}
 	return msg, nil
 }
 
@@ -387,18 +383,22 @@ func Build(m *Message) (*gomail.Msg, error) {
 // when dkim is not nil. These are the exact bytes both transports deliver.
 func Render(m *Message, dkim *DKIM) ([]byte, error) {
 	var buf bytes.Buffer
-	return renderInto(&buf, m, dkim)
+	return renderInto(&buf, nil, m, dkim)
 }
 
 // renderInto renders m into buf, which callers may reuse between messages,
-// and returns the bytes to send: buf's own bytes when dkim is nil.
-func renderInto(buf *bytes.Buffer, m *Message, dkim *DKIM) ([]byte, error) {
-	msg, err := Build(m)
+// and returns the bytes to send: buf's own bytes when dkim is nil. enc may
+// be nil.
+func renderInto(buf *bytes.Buffer, enc *bodyEncoder, m *Message, dkim *DKIM) ([]byte, error) {
+	msg, err := buildHeader(m)
 	if err != nil {
 		return nil, err
 	}
 	buf.Grow(len(m.Text) + len(m.HTML)*11/10 + 2048)
 	if _, err := msg.WriteTo(buf); err != nil {
+		return nil, fmt.Errorf("render message %s: %w", m.MessageID, err)
+	}
+	if err := writeBody(buf, enc, m); err != nil {
 		return nil, fmt.Errorf("render message %s: %w", m.MessageID, err)
 	}
 	if dkim == nil {

@@ -388,7 +388,7 @@ func TestLongSubjectIsFoldedAndDecodes(t *testing.T) {
 	assertMessage(t, buf.Bytes(), m)
 }
 
-func BenchmarkBuild(b *testing.B) {
+func BenchmarkRender(b *testing.B) {
 	m := sampleMessage(1)
 	m.HTML = strings.Repeat(m.HTML, 40) // a digest-sized HTML part, ~5 KB
 	b.ReportAllocs()

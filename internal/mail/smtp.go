@@ -102,7 +102,7 @@ func IsLoopback(host string) bool {
 // NewSender connects to the server. Each Sender owns its go-mail client:
 // the client's AUTH selection mutates it, so it must not be shared.
 func (t *SMTPTransport) NewSender(ctx context.Context) (Sender, error) {
-	s := &smtpSender{t: t}
+	s := &smtpSender{t: t, encoder: newBodyEncoder()}
 	client, err := t.newClient(s.dialConn)
 	if err != nil {
 		return nil, err
@@ -184,6 +184,7 @@ type smtpSender struct {
 	// message, and the same dot-stuffed for DATA.
 	rendered bytes.Buffer
 	data     []byte
+	encoder  *bodyEncoder
 }
 
 // dialConn opens the TCP connection, with the TLS handshake for implicit
@@ -253,7 +254,7 @@ func (s *smtpSender) Send(ctx context.Context, m *Message) error {
 	// Both buffers live as long as the sender: a message's bytes are built
 	// and stuffed once, not allocated afresh for every message.
 	s.rendered.Reset()
-	raw, err := renderInto(&s.rendered, m, s.t.cfg.DKIM)
+	raw, err := renderInto(&s.rendered, s.encoder, m, s.t.cfg.DKIM)
 	if err != nil {
 		return fail(StageBuild, err)
 	}

@@ -364,6 +364,8 @@ func (r *Runner) message(digestID, subscriberID int64, email, name string, items
 		UnsubscribeMailto: "mailto:" + r.mailto + "?subject=unsubscribe",
 		Text:              out.Text,
 		HTML:              out.HTML,
+		TextParts:         out.TextParts,
+		HTMLParts:         out.HTMLParts,
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("message for %s: %w", email, err)

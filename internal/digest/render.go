@@ -79,6 +79,11 @@ type Rendered struct {
 	Preheader string
 	HTML      string
 	Text      string
+	// HTMLParts and TextParts are HTML and Text cut at the reader's values:
+	// shared, value, shared, ..., shared. The shared strings are the same from
+	// reader to reader (one digest render serves them all), so the mail
+	// package can encode them once (see mail.Message).
+	HTMLParts, TextParts []string
 }
 
 // Option changes how a Renderer renders.
@@ -211,6 +216,8 @@ func (r *Renderer) Render(rcpt Recipient, pieces []content.Piece, links Links) (
 		Preheader: shared.preheader,
 		HTML:      shared.html.fill(escaped),
 		Text:      shared.text.fill(raw),
+		HTMLParts: shared.html.cut(escaped),
+		TextParts: shared.text.cut(raw),
 	}, nil
 }
 
@@ -275,6 +282,15 @@ func (st splitText) fill(values [numSlots]string) string {
 	}
 	b.WriteString(st.parts[len(st.parts)-1])
 	return b.String()
+}
+
+// cut returns the parts and values in order, as fill joins them.
+func (st splitText) cut(values [numSlots]string) []string {
+	out := make([]string, 0, 2*len(st.slots)+1)
+	for i, k := range st.slots {
+		out = append(out, st.parts[i], values[k])
+	}
+	return append(out, st.parts[len(st.parts)-1])
 }
 
 // item is one piece as the templates see it.

@@ -3,12 +3,14 @@ package digest
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/net/html"
 
@@ -502,6 +504,34 @@ func TestRenderCachePersonalises(t *testing.T) {
 	}
 	if strings.Contains(a.HTML+b.HTML+a.Text+b.Text, r.tag) {
 		t.Error("a placeholder was left unfilled")
+	}
+	// The parts join into the bodies, and the shared ones are the very same
+	// strings for both readers: the mail package caches their encoding by
+	// identity.
+	for _, c := range []struct {
+		name         string
+		aBody, bBody string
+		aParts       []string
+		bParts       []string
+	}{{"HTML", a.HTML, b.HTML, a.HTMLParts, b.HTMLParts}, {"Text", a.Text, b.Text, a.TextParts, b.TextParts}} {
+		if strings.Join(c.aParts, "") != c.aBody || strings.Join(c.bParts, "") != c.bBody {
+			t.Errorf("%sParts do not join into %s", c.name, c.name)
+		}
+		if len(c.aParts) < 3 || len(c.aParts)%2 != 1 || len(c.aParts) != len(c.bParts) {
+			t.Fatalf("%sParts: %d and %d parts, want the same odd number >= 3", c.name, len(c.aParts), len(c.bParts))
+		}
+		for i := 0; i < len(c.aParts); i += 2 {
+			if unsafe.StringData(c.aParts[i]) != unsafe.StringData(c.bParts[i]) || len(c.aParts[i]) != len(c.bParts[i]) {
+				t.Errorf("%sParts[%d] is a different string for each reader", c.name, i)
+			}
+		}
+		var personal []string
+		for i := 1; i < len(c.aParts); i += 2 {
+			personal = append(personal, c.aParts[i])
+		}
+		if !slices.Contains(personal, anaLinks.Unsubscribe) || !slices.Contains(personal, ana.Email) {
+			t.Errorf("%sParts: Ana's values %q are not all parts of their own", c.name, personal)
+		}
 	}
 
 	// No name: the greeting has no name in it, which is a different shared rendering.

@@ -53,6 +53,12 @@ type Message struct {
 	UnsubscribeMailto string
 	Text              string // required
 	HTML              string // optional; with it the message is multipart/alternative
+	// TextParts and HTMLParts may give Text and HTML cut where one reader's
+	// copy differs from the next: shared, personal, shared, ..., shared.
+	// Shared parts that are the same strings (the same memory) from message
+	// to message are encoded once per Sender rather than once per message.
+	// Parts that do not join into the body are ignored.
+	TextParts, HTMLParts []string
 	// Headers holds extra header fields. Fields this package writes itself
 	// cannot be replaced through it.
 	Headers map[string]string

@@ -25,6 +25,10 @@ const (
 	maxInRunWait = 2 * time.Minute
 	// maxBackoff caps the exponential retry delay.
 	maxBackoff = 6 * time.Hour
+	// groupWait is how long the ledger holds a small group of outcomes open
+	// for more before committing it: a fraction of one message's time on the
+	// wire.
+	groupWait = time.Millisecond
 )
 
 // job is one message for a sender.
@@ -127,7 +131,7 @@ func (r *Runner) sendPass(ctx context.Context, sum *Summary, byID map[string]*co
 	// whole of what a kill can duplicate.
 	ledgerErr := make(chan error, 1)
 	go func() {
-		ledgerErr <- r.ledger(results, note, sum)
+		ledgerErr <- r.ledger(results, note, sum, conns)
 	}()
 
 	// passCtx ends when the run is stopped or the ledger cannot be written: queued
@@ -293,12 +297,19 @@ func backoff(base time.Duration, earlier int) time.Duration {
 }
 
 // ledger commits outcomes in groups and acknowledges each once committed.
-func (r *Runner) ledger(results <-chan recorded, note func(store.Outcome), sum *Summary) error {
+// With conns senders, each waiting for its own acknowledgement, a group
+// that is still small waits up to groupWait for more: a commit costs far
+// more than an outcome in it, and every sender not yet heard from is busy
+// on the wire and will report soon.
+func (r *Runner) ledger(results <-chan recorded, note func(store.Outcome), sum *Summary, conns int) error {
 	var failed error
 	batch := make([]recorded, 0, 64)
 	outs := make([]store.Outcome, 0, 64)
+	target := min(cap(batch), max(1, conns/2))
+	var timer *time.Timer
 	for first := range results {
 		batch = append(batch[:0], first)
+		waited := false
 	drain:
 		for len(batch) < cap(batch) {
 			select {
@@ -307,9 +318,31 @@ func (r *Runner) ledger(results <-chan recorded, note func(store.Outcome), sum *
 					break drain
 				}
 				batch = append(batch, next)
+				continue
 			default:
-				break drain
 			}
+			if waited || len(batch) >= target {
+				break
+			}
+			waited = true
+			if timer == nil {
+				timer = time.NewTimer(groupWait)
+			} else {
+				timer.Reset(groupWait)
+			}
+		wait:
+			for len(batch) < target {
+				select {
+				case next, ok := <-results:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, next)
+				case <-timer.C:
+					break wait
+				}
+			}
+			timer.Stop()
 		}
 		if failed == nil {
 			outs = outs[:0]

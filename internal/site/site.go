@@ -10,7 +10,11 @@ import (
 	"html/template"
 	"io/fs"
 	"net/url"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"publisher/internal/content"
@@ -164,11 +168,13 @@ func samplePieces() []content.Piece {
 // Render returns index.html, pieces/<slug>/index.html for every piece and
 // topics/<slug>/index.html for every topic. Pieces that cannot get a page are
 // left out and named in the error; the files returned are complete for the rest.
+// They are in path order (pages are rendered concurrently).
 func (s *Site) Render(pieces []content.Piece) ([]output.File, error) {
 	var files []output.File
 	err := s.render(pieces, func(path string, data []byte) {
 		files = append(files, output.File{Path: path, Data: data})
 	})
+	slices.SortFunc(files, func(a, b output.File) int { return strings.Compare(a.Path, b.Path) })
 	return files, err
 }
 
@@ -178,6 +184,54 @@ func (s *Site) RenderTo(pieces []content.Piece, emit func(output.File)) error {
 	return s.render(pieces, func(path string, data []byte) {
 		emit(output.File{Path: path, Data: data})
 	})
+}
+
+// renderPieces renders the piece pages on every core: they are most of the
+// build's template work and do not depend on one another. A piece's own
+// problems are added to errs; a template failure is returned, and stops the
+// rest.
+func (s *Site) renderPieces(views []pieceView, sd *siteData, exec func(tmpl, path string, data *pageData) error, errs *[]error) error {
+	var (
+		next     atomic.Int64
+		mu       sync.Mutex
+		failure  error
+		wg       sync.WaitGroup
+		pieceErr = make([]error, len(views)) // reported in page order
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(views) {
+					return
+				}
+				v := &views[i]
+				v.body, pieceErr[i] = resolvedBody(v.piece, v.pageURL)
+				data := &pageData{
+					Site: sd, Title: v.Title, Canonical: v.Canonical, Description: v.Summary,
+					Feeds: sd.FeedGroups[0].Links, Piece: v,
+				}
+				err := exec(PieceTemplate, feed.PieceDir(v.Slug)+"index.html", data)
+				v.body = ""
+				if err != nil {
+					mu.Lock()
+					if failure == nil {
+						failure = err
+					}
+					mu.Unlock()
+					next.Store(int64(len(views))) // the others stop at their next piece
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range pieceErr {
+		if err != nil {
+			*errs = append(*errs, err)
+		}
+	}
+	return failure
 }
 
 // render renders every page and hands each to emit. A template failure stops
@@ -198,11 +252,16 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 		views = append(views, v)
 	}
 
+	// emit is called from one goroutine at a time, though pages are rendered
+	// on several.
+	var emitMu sync.Mutex
 	exec := func(tmpl, path string, data *pageData) error {
 		var buf bytes.Buffer
 		if err := s.pages[tmpl].ExecuteTemplate(&buf, "site-layout", data); err != nil {
 			return fmt.Errorf("site: %s: %w", path, err)
 		}
+		emitMu.Lock()
+		defer emitMu.Unlock()
 		emit(path, buf.Bytes())
 		return nil
 	}
@@ -218,20 +277,8 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 	if err := exec(IndexTemplate, "index.html", index); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	for i := range views {
-		v := &views[i]
-		var err error
-		if v.body, err = resolvedBody(v.piece, v.pageURL); err != nil {
-			errs = append(errs, err)
-		}
-		data := &pageData{
-			Site: sd, Title: v.Title, Canonical: v.Canonical, Description: v.Summary,
-			Feeds: sd.FeedGroups[0].Links, Piece: v,
-		}
-		if err := exec(PieceTemplate, feed.PieceDir(v.Slug)+"index.html", data); err != nil {
-			return errors.Join(append(errs, err)...)
-		}
-		v.body = ""
+	if err := s.renderPieces(views, sd, exec, &errs); err != nil {
+		return errors.Join(append(errs, err)...)
 	}
 	for i, t := range topics {
 		group := &sd.FeedGroups[i+1]

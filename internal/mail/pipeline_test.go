@@ -26,25 +26,40 @@ func TestAppendDotStuffedMatchesTextprotoDotWriter(t *testing.T) {
 		"bare CR\r.dot\r\n",
 		"double CR\r\r\n.x\r\n",
 		"\r\n\r\n.\r\n\r\n",
+		"LF then CR\n\r.x\r\n", // as many CRs as LFs, not paired
+		".\n\r.\r\n\n\r",
+		"\n.",
 	}
 	for _, in := range inputs {
-		var want bytes.Buffer
-		bw := bufio.NewWriter(&want)
-		w := textproto.NewWriter(bw).DotWriter()
-		if _, err := w.Write([]byte(in)); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if err := bw.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		got := appendDotStuffed([]byte("kept"), []byte(in))
-		if !bytes.Equal(got, append([]byte("kept"), want.Bytes()...)) {
-			t.Errorf("%q: got %q, want %q", in, got, want.Bytes())
-		}
+		checkDotStuffed(t, in)
 	}
+}
+
+func checkDotStuffed(t *testing.T, in string) {
+	t.Helper()
+	var want bytes.Buffer
+	bw := bufio.NewWriter(&want)
+	w := textproto.NewWriter(bw).DotWriter()
+	if _, err := w.Write([]byte(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := appendDotStuffed([]byte("kept"), []byte(in))
+	if !bytes.Equal(got, append([]byte("kept"), want.Bytes()...)) {
+		t.Errorf("%q: got %q, want %q", in, got, want.Bytes())
+	}
+}
+
+func FuzzAppendDotStuffed(f *testing.F) {
+	for _, seed := range []string{"a\r\n.b\r\n", "\n\r.", ".\r\n..\r\n", "x\r"} {
+		f.Add(seed)
+	}
+	f.Fuzz(checkDotStuffed)
 }
 
 func TestSMTPLinesStartingWithDotArriveIntact(t *testing.T) {

@@ -455,8 +455,32 @@ func command(text *textproto.Conn, line string, expect int) error {
 // go-mail renders) that is a bulk copy; anything else goes through
 // textproto's DotWriter, which also mends bare line ends.
 func appendDotStuffed(dst, raw []byte) []byte {
-	crlf := bytes.Count(raw, []byte("\r\n"))
-	if bytes.Count(raw, []byte("\r")) != crlf || bytes.Count(raw, []byte("\n")) != crlf {
+	start := len(dst)
+	// Equal counts, and a CR before every LF, mean every CR and LF pair up. One
+	// pass over the LFs checks that and finds the lines starting with ".".
+	crlfOnly := bytes.Count(raw, []byte("\r")) == bytes.Count(raw, []byte("\n"))
+	if crlfOnly && len(raw) > 0 && raw[0] == '.' {
+		dst = append(dst, '.')
+	}
+	copied := 0 // raw[:copied] is in dst
+	for from := 0; crlfOnly; {
+		i := bytes.IndexByte(raw[from:], '\n')
+		if i < 0 {
+			break
+		}
+		i += from
+		if i == 0 || raw[i-1] != '\r' {
+			crlfOnly = false
+			break
+		}
+		if i+1 < len(raw) && raw[i+1] == '.' {
+			dst = append(dst, raw[copied:i+1]...)
+			dst = append(dst, '.')
+			copied = i + 1
+		}
+		from = i + 1
+	}
+	if !crlfOnly {
 		var b bytes.Buffer
 		bw := bufio.NewWriter(&b)
 		w := textproto.NewWriter(bw).DotWriter()
@@ -464,21 +488,9 @@ func appendDotStuffed(dst, raw []byte) []byte {
 		_, _ = w.Write(raw)
 		_ = w.Close()
 		_ = bw.Flush()
-		return append(dst, b.Bytes()...)
+		return append(dst[:start], b.Bytes()...)
 	}
-	if len(raw) > 0 && raw[0] == '.' {
-		dst = append(dst, '.')
-	}
-	for {
-		i := bytes.Index(raw, []byte("\n."))
-		if i < 0 {
-			break
-		}
-		dst = append(dst, raw[:i+1]...)
-		dst = append(dst, '.')
-		raw = raw[i+1:]
-	}
-	dst = append(dst, raw...)
+	dst = append(dst, raw[copied:]...)
 	if !bytes.HasSuffix(raw, []byte("\r\n")) {
 		dst = append(dst, "\r\n"...)
 	}

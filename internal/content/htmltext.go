@@ -49,13 +49,50 @@ func HTMLToText(fragment string) string {
 	return text
 }
 
+// lede returns the first paragraph of a sanitised HTML fragment as plain
+// text, or its first block when it has no paragraph: what htmlToText's
+// blocks give, without walking past that paragraph. A build that does not
+// keep Piece.Text needs only this.
+func lede(fragment string) string {
+	nodes, err := html.ParseFragment(strings.NewReader(fragment), &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body})
+	if err != nil {
+		return ""
+	}
+	w := &textWalker{stopAtParagraph: true}
+	for _, n := range nodes {
+		if w.done {
+			break
+		}
+		w.walk(n, false)
+	}
+	w.flush()
+	return ledeOf(w.blocks)
+}
+
+// ledeOf picks the lede from a fragment's blocks.
+func ledeOf(blocks []textBlock) string {
+	for _, b := range blocks {
+		if b.tag == atom.P {
+			return b.text
+		}
+	}
+	if len(blocks) > 0 {
+		return blocks[0].text
+	}
+	return ""
+}
+
 type textWalker struct {
 	blocks []textBlock
 	cur    strings.Builder
 	curTag atom.Atom
+	flushes int
+	// stopAtParagraph ends the walk (done) once a paragraph block is complete.
+	stopAtParagraph, done bool
 }
 
 func (w *textWalker) flush() {
+	w.flushes++
 	s := w.cur.String()
 	w.cur.Reset()
 	tag := w.curTag
@@ -72,6 +109,7 @@ func (w *textWalker) flush() {
 		s = "- " + s
 	}
 	w.blocks = append(w.blocks, textBlock{tag: tag, text: s})
+	w.done = w.stopAtParagraph && tag == atom.P
 }
 
 func isBlock(a atom.Atom) bool {
@@ -85,6 +123,9 @@ func isBlock(a atom.Atom) bool {
 }
 
 func (w *textWalker) walk(n *html.Node, pre bool) {
+	if w.done {
+		return
+	}
 	switch n.Type {
 	case html.TextNode:
 		if pre {
@@ -125,9 +166,13 @@ func (w *textWalker) walk(n *html.Node, pre bool) {
 			w.cur.WriteString(" | ")
 		}
 	}
-	linkTextStart := w.cur.Len()
+	linkTextStart, flushes := w.cur.Len(), w.flushes
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
 		w.walk(c, pre || n.DataAtom == atom.Pre)
+	}
+	if w.flushes != flushes {
+		// A block inside the link (<a><p>…</p></a>) flushed what came before it.
+		linkTextStart = 0
 	}
 	if n.DataAtom == atom.A {
 		href := attr(n, "href")

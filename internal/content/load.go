@@ -70,10 +70,11 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 	for range min(runtime.GOMAXPROCS(0), len(pieceFiles), 8) {
 		wg.Go(func() {
 			ps := newParser()
+			ps.skipText = opts.SkipText
 			for i := range next {
 				results[i] = ps.parseFile(dir, pieceFiles[i], sidecars, maxBytes)
 				if opts.SkipText {
-					results[i].piece.Text = ""
+					results[i].piece.Text = "" // plain-text pieces have it anyway
 				}
 			}
 		})

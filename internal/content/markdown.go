@@ -10,7 +10,6 @@ import (
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/extension"
 	"github.com/yuin/goldmark/renderer/html"
-	"golang.org/x/net/html/atom"
 )
 
 // parser holds what is costly to build and safe to share across files: the
@@ -18,6 +17,9 @@ import (
 type parser struct {
 	markdown goldmark.Markdown
 	policy   *bluemonday.Policy
+	// skipText leaves Piece.Text empty (Options.SkipText) and works out only
+	// the lede.
+	skipText bool
 }
 
 func newParser() *parser {
@@ -65,16 +67,11 @@ func (ps *parser) parseMarkdown(file string, data, sidecar []byte) (Piece, []Pro
 		return p, append(problems, Problem{File: file, Severity: Error, Message: fmt.Sprintf("render Markdown: %v", err)})
 	}
 	p.HTML = strings.TrimSpace(ps.policy.Sanitize(rendered.String()))
-	text, blocks := htmlToText(p.HTML)
-	p.Text = text
-	for _, b := range blocks {
-		if b.tag == atom.P {
-			p.Lede = b.text
-			break
-		}
-	}
-	if p.Lede == "" && len(blocks) > 0 {
-		p.Lede = blocks[0].text
+	if ps.skipText {
+		p.Lede = lede(p.HTML)
+	} else {
+		text, blocks := htmlToText(p.HTML)
+		p.Text, p.Lede = text, ledeOf(blocks)
 	}
 	problems = append(problems, finish(&p, file, bodyLine)...)
 	return p, problems

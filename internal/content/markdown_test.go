@@ -246,3 +246,21 @@ func TestScanDangerousHTMLPreFilterMissesNothing(t *testing.T) {
 		t.Errorf("clean body: %v", got)
 	}
 }
+
+// A block inside a link once made the plain-text walk slice past the end of
+// its buffer and panic (found by FuzzLede).
+func TestParseMarkdownBlockInsideLink(t *testing.T) {
+	src := "---\ntitle: Link around a paragraph\n---\n<a href=\"https://example.org/report\">The report<p>Its first paragraph.</p></a>\n\nAfter it.\n"
+	p, problems := ParseMarkdown("block-in-link.md", []byte(src))
+	for _, pr := range problems {
+		if pr.Severity == Error {
+			t.Errorf("problem: %v", pr)
+		}
+	}
+	if !strings.Contains(p.Text, "Its first paragraph.") || !strings.Contains(p.Text, "After it.") {
+		t.Errorf("text %q", p.Text)
+	}
+	if !strings.HasPrefix(p.Lede, "The report") {
+		t.Errorf("lede %q", p.Lede)
+	}
+}

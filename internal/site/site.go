@@ -186,40 +186,52 @@ func (s *Site) RenderTo(pieces []content.Piece, emit func(output.File)) error {
 	})
 }
 
-// renderPieces renders the piece pages on every core: they are most of the
-// build's template work and do not depend on one another. A piece's own
-// problems are added to errs; a template failure is returned, and stops the
-// rest.
-func (s *Site) renderPieces(views []pieceView, sd *siteData, exec func(tmpl, path string, data *pageData) error, errs *[]error) error {
+// listPage is the index or a topic page.
+type listPage struct {
+	tmpl, path string
+	data       *pageData
+}
+
+// renderPages renders the list pages, then the piece pages, on every core:
+// no page depends on another, and the list pages, the biggest, go first. A
+// piece's own problems are added to errs in page order; a template failure
+// is returned, and stops the rest (every page would fail alike).
+func (s *Site) renderPages(lists []listPage, views []pieceView, sd *siteData, exec func(tmpl, path string, data *pageData) error, errs *[]error) error {
 	var (
 		next     atomic.Int64
 		mu       sync.Mutex
 		failure  error
 		wg       sync.WaitGroup
-		pieceErr = make([]error, len(views)) // reported in page order
+		pieceErr = make([]error, len(views))
 	)
+	total := len(lists) + len(views)
+	page := func(i int) error {
+		if i < len(lists) {
+			return exec(lists[i].tmpl, lists[i].path, lists[i].data)
+		}
+		i -= len(lists)
+		v := &views[i]
+		v.body, pieceErr[i] = resolvedBody(v.piece, v.pageURL)
+		defer func() { v.body = "" }()
+		return exec(PieceTemplate, feed.PieceDir(v.Slug)+"index.html", &pageData{
+			Site: sd, Title: v.Title, Canonical: v.Canonical, Description: v.Summary,
+			Feeds: sd.FeedGroups[0].Links, Piece: v,
+		})
+	}
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(views) {
+				if i >= total {
 					return
 				}
-				v := &views[i]
-				v.body, pieceErr[i] = resolvedBody(v.piece, v.pageURL)
-				data := &pageData{
-					Site: sd, Title: v.Title, Canonical: v.Canonical, Description: v.Summary,
-					Feeds: sd.FeedGroups[0].Links, Piece: v,
-				}
-				err := exec(PieceTemplate, feed.PieceDir(v.Slug)+"index.html", data)
-				v.body = ""
-				if err != nil {
+				if err := page(i); err != nil {
 					mu.Lock()
 					if failure == nil {
 						failure = err
 					}
 					mu.Unlock()
-					next.Store(int64(len(views))) // the others stop at their next piece
+					next.Store(int64(total)) // the others stop at their next page
 					return
 				}
 			}
@@ -257,6 +269,13 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 	var emitMu sync.Mutex
 	exec := func(tmpl, path string, data *pageData) error {
 		var buf bytes.Buffer
+		// Room for the frame (about 6 KB with the stylesheet) and the content,
+		// so that the buffer is not regrown several times per page.
+		size := 8 << 10
+		if data.Piece != nil {
+			size += len(data.Piece.body) + len(data.Piece.Summary)
+		}
+		buf.Grow(size + len(data.Pieces)*512)
 		if err := s.pages[tmpl].ExecuteTemplate(&buf, "site-layout", data); err != nil {
 			return fmt.Errorf("site: %s: %w", path, err)
 		}
@@ -266,20 +285,16 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 		return nil
 	}
 
+	// The list pages get their own copies of the views: piece pages set each
+	// view's body while they are rendered.
 	listed := views
 	if s.opts.IndexItems > 0 && len(listed) > s.opts.IndexItems {
 		listed = listed[:s.opts.IndexItems]
 	}
-	index := &pageData{
+	lists := []listPage{{IndexTemplate, "index.html", &pageData{
 		Site: sd, Canonical: sd.Home, Description: s.opts.Description,
-		Feeds: sd.FeedGroups[0].Links, Pieces: listed,
-	}
-	if err := exec(IndexTemplate, "index.html", index); err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	if err := s.renderPieces(views, sd, exec, &errs); err != nil {
-		return errors.Join(append(errs, err)...)
-	}
+		Feeds: sd.FeedGroups[0].Links, Pieces: slices.Clone(listed),
+	}}}
 	for i, t := range topics {
 		group := &sd.FeedGroups[i+1]
 		var on []pieceView
@@ -288,15 +303,15 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 				on = append(on, views[j])
 			}
 		}
-		data := &pageData{
+		lists = append(lists, listPage{TopicTemplate, feed.TopicDir(t.Slug) + "index.html", &pageData{
 			Site: sd, Title: t.Name, Canonical: group.Home,
 			Description: fmt.Sprintf("Pieces on %s from %s", t.Name, s.opts.Title),
 			Feeds:       append(append([]feedLink{}, group.Links...), sd.FeedGroups[0].Links...),
 			Topic:       group, Pieces: on,
-		}
-		if err := exec(TopicTemplate, feed.TopicDir(t.Slug)+"index.html", data); err != nil {
-			return errors.Join(append(errs, err)...)
-		}
+		}})
+	}
+	if err := s.renderPages(lists, views, sd, exec, &errs); err != nil {
+		return errors.Join(append(errs, err)...)
 	}
 	return errors.Join(errs...)
 }

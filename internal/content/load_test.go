@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -228,5 +229,51 @@ func TestReadLimitedDoesNotReadPastTheLimit(t *testing.T) {
 	data, prob := readLimited(dir, "huge.md", DefaultMaxBytes)
 	if prob == nil || data != nil || !strings.Contains(prob.Message, "too large: 8589934592 bytes") {
 		t.Errorf("prob = %v, len(data) = %d", prob, len(data))
+	}
+}
+
+// SkipText must change nothing but Piece.Text: not which pieces load, not
+// their ledes, titles or problems.
+func TestLoadSkipTextChangesOnlyText(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"plain.md":      "---\ntitle: Plain\n---\nFirst paragraph.\n\nSecond.\n",
+		"untitled.md":   "## A heading first\n\nThen the lede paragraph.\n",
+		"list-only.md":  "---\ntitle: List\n---\n- one\n- two\n",
+		"empty-body.md": "---\ntitle: Nothing\n---\n\n",
+		"only-html.md":  "---\ntitle: Stripped\n---\n<script>x()</script>\n",
+		"link-block.md": "<a href=\"https://example.org/\">Link<p>para</p></a>\n",
+		"wire.txt":      "Ana Babić\nA plain-text body.\n\nAnd more.\n",
+		"empty.txt":     "Originally published in the Review\nAna Babić\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"../../content", dir} {
+		full, fullProblems, err := Load(context.Background(), d, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		skipped, skippedProblems, err := Load(context.Background(), d, Options{SkipText: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(fullProblems, skippedProblems) {
+			t.Errorf("%s: problems differ:\n full %v\n skip %v", d, fullProblems, skippedProblems)
+		}
+		if len(full) != len(skipped) {
+			t.Fatalf("%s: %d pieces, %d with SkipText", d, len(full), len(skipped))
+		}
+		for i := range full {
+			if skipped[i].Text != "" {
+				t.Errorf("%s: %s keeps its text", d, skipped[i].File)
+			}
+			f := full[i]
+			f.Text = ""
+			if !reflect.DeepEqual(f, skipped[i]) {
+				t.Errorf("%s: %s differs beyond Text:\n full %+v\n skip %+v", d, f.File, f, skipped[i])
+			}
+		}
 	}
 }

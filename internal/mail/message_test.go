@@ -399,7 +399,7 @@ func BenchmarkRender(b *testing.B) {
 	}
 }
 
-func BenchmarkBuildSigned(b *testing.B) {
+func BenchmarkRenderSigned(b *testing.B) {
 	key := testKeys(b)["rsa-pkcs8"]
 	dkim, err := LoadDKIM("example.org", "desk", key.file)
 	if err != nil {

@@ -16,7 +16,7 @@
 # Results: bench/out/results/ (bench/out/results-quick/ in quick mode): summary.md
 # (summary-SECTIONS.md when only some sections ran), raw logs, /usr/bin/time records
 # and profiles.
-# Not part of the test suite: it installs packages, needs about 15-20 minutes in full
+# Not part of the test suite: it installs packages, needs about 8 minutes in full
 # mode and loads the machine.
 set -euo pipefail
 

@@ -306,44 +306,10 @@ func (r *Runner) ledger(results <-chan recorded, note func(store.Outcome), sum *
 	batch := make([]recorded, 0, 64)
 	outs := make([]store.Outcome, 0, 64)
 	target := min(cap(batch), max(1, conns/2))
-	var timer *time.Timer
+	timer := time.NewTimer(groupWait)
+	timer.Stop()
 	for first := range results {
-		batch = append(batch[:0], first)
-		waited := false
-	drain:
-		for len(batch) < cap(batch) {
-			select {
-			case next, ok := <-results:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, next)
-				continue
-			default:
-			}
-			if waited || len(batch) >= target {
-				break
-			}
-			waited = true
-			if timer == nil {
-				timer = time.NewTimer(groupWait)
-			} else {
-				timer.Reset(groupWait)
-			}
-		wait:
-			for len(batch) < target {
-				select {
-				case next, ok := <-results:
-					if !ok {
-						break drain
-					}
-					batch = append(batch, next)
-				case <-timer.C:
-					break wait
-				}
-			}
-			timer.Stop()
-		}
+		batch = gather(results, append(batch[:0], first), target, timer, groupWait)
 		if failed == nil {
 			outs = outs[:0]
 			for _, rec := range batch {
@@ -374,6 +340,47 @@ func (r *Runner) ledger(results <-chan recorded, note func(store.Outcome), sum *
 		}
 	}
 	return failed
+}
+
+// gather adds to batch the outcomes already waiting and, while it holds
+// fewer than target, those arriving within wait; it stops at cap(batch) or
+// when results closes. timer is stopped, and reused from call to call.
+func gather(results <-chan recorded, batch []recorded, target int, timer *time.Timer, wait time.Duration) []recorded {
+	timing := false
+	defer func() {
+		if timing {
+			timer.Stop()
+		}
+	}()
+	for len(batch) < cap(batch) {
+		if len(batch) >= target {
+			// Enough for one commit: take only what is already waiting.
+			select {
+			case next, ok := <-results:
+				if !ok {
+					return batch
+				}
+				batch = append(batch, next)
+				continue
+			default:
+				return batch
+			}
+		}
+		if !timing {
+			timer.Reset(wait)
+			timing = true
+		}
+		select {
+		case next, ok := <-results:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, next)
+		case <-timer.C:
+			target = 0 // waited long enough: commit what there is
+		}
+	}
+	return batch
 }
 
 // message builds the digest email for one subscriber.

@@ -83,9 +83,9 @@ func ledeOf(blocks []textBlock) string {
 }
 
 type textWalker struct {
-	blocks []textBlock
-	cur    strings.Builder
-	curTag atom.Atom
+	blocks  []textBlock
+	cur     strings.Builder
+	curTag  atom.Atom
 	flushes int
 	// stopAtParagraph ends the walk (done) once a paragraph block is complete.
 	stopAtParagraph, done bool

@@ -179,11 +179,18 @@ func (r *Runner) firstSeenFingerprint(ctx context.Context) (string, time.Time, e
 	return hex.EncodeToString(h.Sum(nil)), newest, nil
 }
 
+// outputSnapshot is what output.Snapshot returned.
+type outputSnapshot struct {
+	snap string
+	err  error
+}
+
 // unchangedBuild returns the last build's state when inputs (from
 // inputsFingerprint) match it, the store's first-seen times are the same and the
-// output folder is exactly as that build left it: building again would write
+// output folder is exactly as that build left it (snapshot delivers
+// output.Snapshot of it, taken before any build): building again would write
 // nothing. Any doubt (no state, a read error) means build.
-func (r *Runner) unchangedBuild(ctx context.Context, inputs string) (*buildState, bool) {
+func (r *Runner) unchangedBuild(ctx context.Context, inputs string, snapshot <-chan outputSnapshot) (*buildState, bool) {
 	if inputs == "" {
 		return nil, false
 	}
@@ -201,7 +208,7 @@ func (r *Runner) unchangedBuild(ctx context.Context, inputs string) (*buildState
 	if seen, _, err := r.firstSeenFingerprint(ctx); err != nil || seen != st.FirstSeen {
 		return nil, false
 	}
-	if snap, err := output.Snapshot(r.cfg.Output.Dir); err != nil || snap != st.Output {
+	if o := <-snapshot; o.err != nil || o.snap != st.Output {
 		return nil, false
 	}
 	return &st, true

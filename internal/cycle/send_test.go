@@ -1,8 +1,12 @@
 package cycle
 
 import (
+	"database/sql"
+	"strings"
 	"testing"
 	"time"
+
+	"publisher/internal/smtptest"
 
 	"publisher/internal/store"
 )
@@ -83,5 +87,43 @@ func TestGatherStopsWaitingAtTheDeadlineOrClose(t *testing.T) {
 	close(results)
 	if got := gatherSoon(t, results, 3, time.Hour); len(got) != 1 {
 		t.Errorf("closed: got %v, want [1]", got)
+	}
+}
+
+// A message that cannot be built (a control character in a name that reached
+// the store around the importer) is given up alone; the rest are sent.
+func TestUnbuildableMessageIsGivenUpAlone(t *testing.T) {
+	b := newBench(t, vilnius(t, "2026-11-26 12:00"))
+	b.piece("one", "One", "")
+	b.write("subscribers/list.csv", "email,name,cadence\ngood@example.org,Good,immediate\nbad@example.org,Bad,immediate\n")
+	// First run: the server refuses, so both deliveries stay pending.
+	b.srv.SetOptions(smtptest.Options{Rcpt: func(string) *smtpError { return tempFail }})
+	b.cfg.Mail.MaxAttempts = 10
+	b.cfg.Mail.RetryBase = time.Hour
+	if sum, _ := b.run(); sum.Pending != 2 {
+		t.Fatalf("while refused: %+v", sum)
+	}
+	db, err := sql.Open("sqlite", b.cfg.DBPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Signed up on the web now, so the list file no longer speaks for it.
+	if _, err := db.Exec("UPDATE subscribers SET name = ?, source = 'web' WHERE email = ?", "Bad\r\nBcc: x@example.net", "bad@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	b.write("subscribers/list.csv", "email,name,cadence\ngood@example.org,Good,immediate\n")
+	b.srv.SetOptions(smtptest.Options{})
+	b.now = b.now.Add(2 * time.Hour)
+	sum, got := b.run()
+	if sum.Sent != 1 || sum.Failed != 1 || sum.Pending != 0 || len(got["good@example.org"]) != 1 || len(got["bad@example.org"]) != 0 || len(got["x@example.net"]) != 0 {
+		t.Fatalf("after the name went bad: %+v %v", sum, got)
+	}
+	var status, lastError string
+	if err := db.QueryRow("SELECT d.status, d.last_error FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = ?", "bad@example.org").Scan(&status, &lastError); err != nil {
+		t.Fatal(err)
+	}
+	if status != "failed" || !strings.Contains(lastError, "invalid message") {
+		t.Errorf("bad delivery: status %q, error %q", status, lastError)
 	}
 }

@@ -87,8 +87,13 @@ func (r *Runner) dryRun(ctx context.Context, sum *Summary, pieces []content.Piec
 		if len(items) == 0 {
 			return nil
 		}
-		if _, err := r.message(0, s.ID, s.Email, s.Name, items, now); err != nil {
+		msg, err := r.message(0, s.ID, s.Email, s.Name, items, now)
+		if err != nil {
 			return err
+		}
+		// Nothing renders it here, so nothing else would find it invalid.
+		if err := msg.Validate(); err != nil {
+			return fmt.Errorf("message for %s: %w", s.Email, err)
 		}
 		sum.WouldSend++
 		r.log.Info("would send", "to", s.Email, "pieces", len(items))

@@ -407,8 +407,7 @@ func (r *Runner) message(digestID, subscriberID int64, email, name string, items
 		TextParts:         out.TextParts,
 		HTMLParts:         out.HTMLParts,
 	}
-	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("message for %s: %w", email, err)
-	}
+	// Not validated here: the transport validates every message it renders,
+	// and outcome gives up on one it refuses (mail.ErrInvalidMessage).
 	return m, nil
 }

@@ -156,10 +156,25 @@ func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes in
 		r.piece, r.problems = ParsePlainText(f, data, sidecar)
 	}
 	r.ok = !hasError(r.problems) && !r.piece.Draft
-	// Built with growing buffers, these can hold up to twice their length; every
-	// piece is kept for the whole run, so keep them tight.
-	r.piece.HTML, r.piece.Text = strings.Clone(r.piece.HTML), strings.Clone(r.piece.Text)
+	r.piece.compact()
 	return r
+}
+
+// compact gives the piece's strings storage of their own. Every piece is kept
+// for the whole run: a lede or a name cut from the file's text would keep the
+// whole file alive, and a body built in a growing buffer holds up to twice its length.
+func (p *Piece) compact() {
+	for _, s := range []*string{&p.Title, &p.Summary, &p.CanonicalURL, &p.Image, &p.HTML, &p.Text, &p.Lede,
+		&p.Source.Name, &p.Source.URL} {
+		*s = strings.Clone(*s)
+	}
+	for i := range p.Authors {
+		a := &p.Authors[i]
+		a.Name, a.Role, a.Email, a.URL = strings.Clone(a.Name), strings.Clone(a.Role), strings.Clone(a.Email), strings.Clone(a.URL)
+	}
+	for i := range p.Topics {
+		p.Topics[i] = strings.Clone(p.Topics[i])
+	}
 }
 
 // listFiles returns the slash-separated paths under dir, sorted. Hidden files

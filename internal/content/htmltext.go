@@ -18,10 +18,14 @@ type textBlock struct {
 // part: one block per paragraph, heading or list item (list items start with
 // "- "), links written "text (url)", blocks separated by a blank line.
 func htmlToText(fragment string) (text string, blocks []textBlock) {
-	nodes, err := html.ParseFragment(strings.NewReader(fragment), &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body})
+	nodes, err := parseFragment(fragment)
 	if err != nil {
 		return "", nil
 	}
+	return nodesToText(nodes)
+}
+
+func nodesToText(nodes []*html.Node) (text string, blocks []textBlock) {
 	w := &textWalker{}
 	for _, n := range nodes {
 		w.walk(n, false)
@@ -54,10 +58,14 @@ func HTMLToText(fragment string) string {
 // blocks give, without walking past that paragraph. A build that does not
 // keep Piece.Text needs only this.
 func lede(fragment string) string {
-	nodes, err := html.ParseFragment(strings.NewReader(fragment), &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body})
+	nodes, err := parseFragment(fragment)
 	if err != nil {
 		return ""
 	}
+	return nodesLede(nodes)
+}
+
+func nodesLede(nodes []*html.Node) string {
 	w := &textWalker{stopAtParagraph: true}
 	for _, n := range nodes {
 		if w.done {

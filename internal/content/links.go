@@ -2,6 +2,7 @@ package content
 
 import (
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 
@@ -13,34 +14,97 @@ import (
 // against base (feeds, archive and emails pass site base URL + "pieces/<slug>/"),
 // so that they work wherever the HTML is read. Absolute and mailto: links stay as
 // they are; javascript: URLs are dropped. The same input gives the same output.
+//
+// Only the tags holding such a URL are rewritten; every other byte is copied as
+// it is, so body must already be whole, balanced HTML: a Piece's HTML is (Load
+// makes it so), and a fragment from elsewhere can be passed through Balance first.
 func ResolveLinks(body string, base *url.URL) (string, error) {
 	if base == nil || !base.IsAbs() {
 		return "", fmt.Errorf("resolve links: base URL %v is not absolute", base)
 	}
-	context := &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body}
-	nodes, err := html.ParseFragment(strings.NewReader(body), context)
-	if err != nil {
-		return "", fmt.Errorf("resolve links: parse HTML: %w", err)
+	// Inside <svg> and <math> the parser reads <style> and the like as
+	// elements, where a tokenizer sees only text; such a body (the sanitiser
+	// lets none through) takes the slow way, through the parsed tree.
+	if containsFoldASCII(body, "<svg") || containsFoldASCII(body, "<math") {
+		return resolveParsed(body, base)
 	}
-	var b strings.Builder
-	for _, n := range nodes {
-		resolveNode(n, base)
-		if err := html.Render(&b, n); err != nil {
-			return "", fmt.Errorf("resolve links: render HTML: %w", err)
+	var (
+		b      strings.Builder
+		copied int // body[:copied] is in b, or unchanged when b is empty
+		offset int // where the current token starts in body
+		attrs  []html.Attribute
+	)
+	z := html.NewTokenizer(strings.NewReader(body))
+	for {
+		tt := z.Next()
+		start := offset
+		offset += len(z.Raw())
+		if tt == html.ErrorToken {
+			if err := z.Err(); err != io.EOF {
+				return "", fmt.Errorf("resolve links: read HTML: %w", err)
+			}
+			break
 		}
+		if tt != html.StartTagToken && tt != html.SelfClosingTagToken {
+			continue
+		}
+		name, more := z.TagName()
+		a := atom.Lookup(name)
+		keys, srcset := urlAttrs[a], a == atom.Img || a == atom.Source
+		if !more || (keys == nil && !srcset) {
+			continue
+		}
+		tag := string(name) // z's buffer is reused by TagAttr
+		attrs = attrs[:0]
+		changed := false
+		for more {
+			var k, v []byte
+			k, v, more = z.TagAttr()
+			key, val := string(k), string(v)
+			switch {
+			case key == "srcset" && srcset:
+				resolved := resolveSrcset(val, base)
+				changed = changed || resolved != val
+				val = resolved
+			case contains(keys, key):
+				resolved, ok := resolveURL(val, base)
+				if !ok {
+					changed = true
+					continue // a script URL: drop the attribute
+				}
+				changed = changed || resolved != val
+				val = resolved
+			}
+			attrs = append(attrs, html.Attribute{Key: key, Val: val})
+		}
+		if !changed {
+			continue
+		}
+		b.Grow(len(body) + 256)
+		b.WriteString(body[copied:start])
+		b.WriteString(html.Token{Type: tt, Data: tag, Attr: attrs}.String())
+		copied = offset
 	}
+	if b.Len() == 0 && copied == 0 {
+		return body, nil
+	}
+	b.WriteString(body[copied:])
 	return b.String(), nil
 }
 
-// urlAttrs lists, per element, the attributes that hold one URL.
-var urlAttrs = map[atom.Atom][]string{
-	atom.A:      {"href"},
-	atom.Area:   {"href"},
-	atom.Img:    {"src"},
-	atom.Source: {"src"},
-	atom.Video:  {"src", "poster"},
-	atom.Audio:  {"src"},
-	atom.Track:  {"src"},
+func resolveParsed(body string, base *url.URL) (string, error) {
+	nodes, err := parseFragment(body)
+	if err != nil {
+		return "", fmt.Errorf("resolve links: %w", err)
+	}
+	for _, n := range nodes {
+		resolveNode(n, base)
+	}
+	out, err := renderNodes(nodes, len(body))
+	if err != nil {
+		return "", fmt.Errorf("resolve links: %w", err)
+	}
+	return out, nil
 }
 
 func resolveNode(n *html.Node, base *url.URL) {
@@ -66,6 +130,48 @@ func resolveNode(n *html.Node, base *url.URL) {
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
 		resolveNode(c, base)
 	}
+}
+
+// Balance parses an HTML fragment as a browser would in a page's body and
+// writes it back: every element closed, misnested tags put right. A piece's
+// body is printed inside the archive's pages and emails, where an element left
+// open would swallow the rest of the page.
+func Balance(fragment string) (string, error) {
+	nodes, err := parseFragment(fragment)
+	if err != nil {
+		return "", err
+	}
+	return renderNodes(nodes, len(fragment))
+}
+
+func parseFragment(fragment string) ([]*html.Node, error) {
+	nodes, err := html.ParseFragment(strings.NewReader(fragment), &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body})
+	if err != nil {
+		return nil, fmt.Errorf("parse HTML: %w", err)
+	}
+	return nodes, nil
+}
+
+func renderNodes(nodes []*html.Node, sizeHint int) (string, error) {
+	var b strings.Builder
+	b.Grow(sizeHint + sizeHint/8)
+	for _, n := range nodes {
+		if err := html.Render(&b, n); err != nil {
+			return "", fmt.Errorf("render HTML: %w", err)
+		}
+	}
+	return b.String(), nil
+}
+
+// urlAttrs lists, per element, the attributes that hold one URL.
+var urlAttrs = map[atom.Atom][]string{
+	atom.A:      {"href"},
+	atom.Area:   {"href"},
+	atom.Img:    {"src"},
+	atom.Source: {"src"},
+	atom.Video:  {"src", "poster"},
+	atom.Audio:  {"src"},
+	atom.Track:  {"src"},
 }
 
 func contains(list []string, s string) bool {

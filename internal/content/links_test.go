@@ -2,7 +2,11 @@ package content
 
 import (
 	"net/url"
+	"strings"
 	"testing"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
 )
 
 func TestResolveLinks(t *testing.T) {
@@ -12,8 +16,10 @@ func TestResolveLinks(t *testing.T) {
 		{`<a href="../other/">o</a>`, `<a href="https://desk.example.org/analysis/pieces/other/">o</a>`},
 		{`<a href="/about/">a</a>`, `<a href="https://desk.example.org/about/">a</a>`},
 		{`<a href="#fn1">1</a>`, `<a href="https://desk.example.org/analysis/pieces/lng-contracts/#fn1">1</a>`},
-		{`<img src="map.png" alt="m">`, `<img src="https://desk.example.org/analysis/pieces/lng-contracts/map.png" alt="m"/>`},
-		{`<img srcset="a.png 1x, /b.png 2x">`, `<img srcset="https://desk.example.org/analysis/pieces/lng-contracts/a.png 1x, https://desk.example.org/b.png 2x"/>`},
+		{`<img src="map.png" alt="m">`, `<img src="https://desk.example.org/analysis/pieces/lng-contracts/map.png" alt="m">`},
+		{`<p><IMG SRC='map.png' alt="a &amp; b"/></p>`, `<p><img src="https://desk.example.org/analysis/pieces/lng-contracts/map.png" alt="a &amp; b"/></p>`},
+		{`<img srcset="a.png 1x, /b.png 2x">`, `<img srcset="https://desk.example.org/analysis/pieces/lng-contracts/a.png 1x, https://desk.example.org/b.png 2x">`},
+		{`<p class=x>untouched <a  href="https://other.example/">as written</a><br></p>`, `<p class=x>untouched <a  href="https://other.example/">as written</a><br></p>`},
 		{`<a href="https://other.example/x?a=1&amp;b=2">x</a>`, `<a href="https://other.example/x?a=1&amp;b=2">x</a>`},
 		{`<a href="mailto:desk@example.org">m</a>`, `<a href="mailto:desk@example.org">m</a>`},
 		{`<a href="//cdn.example.net/x.js">p</a>`, `<a href="https://cdn.example.net/x.js">p</a>`},
@@ -54,5 +60,74 @@ c</code></pre><p>line<br>break</p>`
 	want := "Head\n\nOne link (https://x.example/a) and https://x.example/b.\n\n- first\n- second bold\n\nquoted\n\na b\nc\n\nline\nbreak"
 	if got := HTMLToText(in); got != want {
 		t.Errorf("HTMLToText =\n%q\nwant\n%q", got, want)
+	}
+}
+
+// resolveTree is ResolveLinks as a browser would see it: parse the fragment,
+// resolve the URL attributes on the tree, write it back. The streaming
+// ResolveLinks must give a page the same tree.
+func resolveTree(t *testing.T, body string, base *url.URL) string {
+	t.Helper()
+	out, err := resolveParsed(body, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func FuzzResolveLinks(f *testing.F) {
+	f.Add(`<p><a href="notes.html">n</a> <img src=map.png srcset="a.png 1x, /b.png 2x"></p>`)
+	f.Add(`<a href=" JavaScript:alert(1)" title="t">j</a><video src=v.mp4 poster=p.png></video>`)
+	f.Add(`<div><b><i>misnested</b></i><a href="x"><p>block in a link`)
+	f.Add(`<textarea><a href="x"></textarea><style>a{}</style><svg><a href="y"/></svg>`)
+	f.Add(`<svg><style><a href=""></a></style></svg>`)
+	base, _ := url.Parse("https://desk.example.org/pieces/one/")
+	f.Fuzz(func(t *testing.T, fragment string) {
+		balanced, err := Balance(fragment)
+		if err != nil {
+			t.Skip() // not HTML the parser accepts
+		}
+		got, err := ResolveLinks(balanced, base)
+		if err != nil {
+			t.Fatalf("ResolveLinks(%q): %v", balanced, err)
+		}
+		gotTree, err := Balance(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := resolveTree(t, balanced, base); gotTree != want {
+			t.Fatalf("ResolveLinks(%q) = %q\nparsed: %q\nwant:   %q", balanced, got, gotTree, want)
+		}
+	})
+}
+
+// A Markdown piece's raw HTML may leave elements open or misnest them; the
+// body must come out balanced, or it would swallow the rest of the page.
+func TestParseMarkdownBalancesRawHTML(t *testing.T) {
+	p, probs := ParseMarkdown("raw.md", []byte("---\ntitle: Raw\n---\nBefore.\n\n<div class=\"x\">\n\n*open <b>bold <i>both</b> end*\n\n<table><tr><td>cell\n"))
+	if hasError(probs) {
+		t.Fatalf("problems: %v", probs)
+	}
+	z := html.NewTokenizer(strings.NewReader(p.HTML))
+	var open []string
+	for tt := z.Next(); tt != html.ErrorToken; tt = z.Next() {
+		name, _ := z.TagName()
+		switch tt {
+		case html.StartTagToken:
+			if a := atom.Lookup(name); a != atom.Br && a != atom.Img && a != atom.Hr {
+				open = append(open, string(name))
+			}
+		case html.EndTagToken:
+			if len(open) == 0 || open[len(open)-1] != string(name) {
+				t.Fatalf("</%s> does not close the last open element (%v) in %q", name, open, p.HTML)
+			}
+			open = open[:len(open)-1]
+		}
+	}
+	if len(open) > 0 {
+		t.Errorf("left open: %v in %q", open, p.HTML)
+	}
+	if !strings.Contains(p.HTML, "<p>Before.</p>") || !strings.Contains(p.HTML, "cell") {
+		t.Errorf("HTML lost content: %q", p.HTML)
 	}
 }

@@ -66,12 +66,21 @@ func (ps *parser) parseMarkdown(file string, data, sidecar []byte) (Piece, []Pro
 	if err := ps.markdown.Convert(body, &rendered); err != nil {
 		return p, append(problems, Problem{File: file, Severity: Error, Message: fmt.Sprintf("render Markdown: %v", err)})
 	}
-	p.HTML = strings.TrimSpace(ps.policy.Sanitize(rendered.String()))
-	if ps.skipText {
-		p.Lede = lede(p.HTML)
-	} else {
-		text, blocks := htmlToText(p.HTML)
-		p.Text, p.Lede = text, ledeOf(blocks)
+	sanitized := strings.TrimSpace(ps.policy.Sanitize(rendered.String()))
+	// The sanitiser leaves raw HTML's tags unbalanced (a <div> never closed);
+	// the one parse that finds the text also writes the body back balanced.
+	nodes, err := parseFragment(sanitized)
+	if err == nil {
+		if ps.skipText {
+			p.Lede = nodesLede(nodes)
+		} else {
+			text, blocks := nodesToText(nodes)
+			p.Text, p.Lede = text, ledeOf(blocks)
+		}
+		p.HTML, err = renderNodes(nodes, len(sanitized))
+	}
+	if err != nil {
+		return p, append(problems, Problem{File: file, Severity: Error, Message: fmt.Sprintf("render Markdown: %v", err)})
 	}
 	problems = append(problems, finish(&p, file, bodyLine)...)
 	return p, problems

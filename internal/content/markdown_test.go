@@ -54,7 +54,7 @@ func TestParseMarkdownAllFields(t *testing.T) {
 		"<li>Gauge changes slow every train.</li>",
 		`<a href="notes/gauge.html" rel="nofollow">background note</a>`,
 		`<a href="mailto:desk@example.org" rel="nofollow">mailto:desk@example.org</a>`,
-		`<img src="map.png" alt="Map of the corridor">`,
+		`<img src="map.png" alt="Map of the corridor"/>`,
 	} {
 		if !strings.Contains(p.HTML, s) {
 			t.Errorf("HTML lacks %q:\n%s", s, p.HTML)

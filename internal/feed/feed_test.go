@@ -119,7 +119,7 @@ func wantAlpha() want {
 		contains: []string{
 			`<a href="` + base + `pieces/bravo/">bravo</a>`,
 			`<a href="https://other.example/x">x</a>`,
-			`<img src="` + base + `pieces/alpha/chart.png" alt="chart"/>`,
+			`<img src="` + base + `pieces/alpha/chart.png" alt="chart">`,
 			`<p>Originally published in <a href="https://paper.example/alpha">The Daily Paper</a>.</p>`,
 		},
 	}

@@ -69,6 +69,9 @@ type pieceView struct {
 	Image       string
 	Source      content.Source // Name always set when there is a source; URL only when http(s)
 	Topics      []topicView
+	// Entry is the piece as one item of a list ("site-piece-entry"), rendered
+	// once and shared by every list page; empty when the layout defines no entry.
+	Entry template.HTML
 	// body is the resolved HTML while the piece's own page is rendered; see HTML.
 	body    template.HTML
 	pageURL *url.URL

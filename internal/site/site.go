@@ -192,57 +192,74 @@ type listPage struct {
 	data       *pageData
 }
 
-// renderPages renders the list pages, then the piece pages, on every core:
-// no page depends on another, and the list pages, the biggest, go first. A
-// piece's own problems are added to errs in page order; a template failure
-// is returned, and stops the rest (every page would fail alike).
-func (s *Site) renderPages(lists []listPage, views []pieceView, sd *siteData, exec func(tmpl, path string, data *pageData) error, errs *[]error) error {
-	var (
-		next     atomic.Int64
-		mu       sync.Mutex
-		failure  error
-		wg       sync.WaitGroup
-		pieceErr = make([]error, len(views))
-	)
-	total := len(lists) + len(views)
-	page := func(i int) error {
-		if i < len(lists) {
-			return exec(lists[i].tmpl, lists[i].path, lists[i].data)
-		}
-		i -= len(lists)
+// EntryTemplate is the layout's template for one piece in a list.
+const EntryTemplate = "site-piece-entry"
+
+// renderPieces renders each piece's page and its list entry, on every core: no
+// page depends on another. A piece's own problems are added to errs in page
+// order; a template failure is returned, and stops the rest (every page would
+// fail alike).
+func (s *Site) renderPieces(views []pieceView, sd *siteData, exec func(tmpl, path string, data *pageData) error, errs *[]error) error {
+	entries := s.pages[IndexTemplate].Lookup(EntryTemplate)
+	pieceErr := make([]error, len(views))
+	err := forEach(len(views), func(i int) error {
 		v := &views[i]
 		v.body, pieceErr[i] = resolvedBody(v.piece, v.pageURL)
 		defer func() { v.body = "" }()
-		return exec(PieceTemplate, feed.PieceDir(v.Slug)+"index.html", &pageData{
+		if err := exec(PieceTemplate, feed.PieceDir(v.Slug)+"index.html", &pageData{
 			Site: sd, Title: v.Title, Canonical: v.Canonical, Description: v.Summary,
 			Feeds: sd.FeedGroups[0].Links, Piece: v,
-		})
+		}); err != nil {
+			return err
+		}
+		if entries == nil {
+			return nil
+		}
+		var b strings.Builder
+		b.Grow(1024)
+		if err := entries.Execute(&b, v); err != nil {
+			return fmt.Errorf("site: %s for %s: %w", EntryTemplate, v.piece.File, err)
+		}
+		v.Entry = template.HTML(b.String())
+		return nil
+	})
+	for _, e := range pieceErr {
+		if e != nil {
+			*errs = append(*errs, e)
+		}
 	}
-	for range runtime.GOMAXPROCS(0) {
+	return err
+}
+
+// forEach runs work(0) … work(n-1) on every core. The first error is
+// returned, and the items not yet started are not.
+func forEach(n int, work func(i int) error) error {
+	var (
+		next    atomic.Int64
+		mu      sync.Mutex
+		failure error
+		wg      sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), n) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= total {
+				if i >= n {
 					return
 				}
-				if err := page(i); err != nil {
+				if err := work(i); err != nil {
 					mu.Lock()
 					if failure == nil {
 						failure = err
 					}
 					mu.Unlock()
-					next.Store(int64(total)) // the others stop at their next page
+					next.Store(int64(n)) // the others stop at their next item
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	for _, err := range pieceErr {
-		if err != nil {
-			*errs = append(*errs, err)
-		}
-	}
 	return failure
 }
 
@@ -285,15 +302,17 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 		return nil
 	}
 
-	// The list pages get their own copies of the views: piece pages set each
-	// view's body while they are rendered.
+	// The list pages come last: they take the entries the piece pages left.
+	if err := s.renderPieces(views, sd, exec, &errs); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
 	listed := views
 	if s.opts.IndexItems > 0 && len(listed) > s.opts.IndexItems {
 		listed = listed[:s.opts.IndexItems]
 	}
 	lists := []listPage{{IndexTemplate, "index.html", &pageData{
 		Site: sd, Canonical: sd.Home, Description: s.opts.Description,
-		Feeds: sd.FeedGroups[0].Links, Pieces: slices.Clone(listed),
+		Feeds: sd.FeedGroups[0].Links, Pieces: listed,
 	}}}
 	for i, t := range topics {
 		group := &sd.FeedGroups[i+1]
@@ -310,7 +329,7 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 			Topic:       group, Pieces: on,
 		}})
 	}
-	if err := s.renderPages(lists, views, sd, exec, &errs); err != nil {
+	if err := forEach(len(lists), func(i int) error { return exec(lists[i].tmpl, lists[i].path, lists[i].data) }); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	return errors.Join(errs...)

@@ -2,6 +2,7 @@ package site
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -459,5 +460,38 @@ func TestTemplateProblemsNameFileAndLine(t *testing.T) {
 	files, err := newSite(t, func(o *Options) { o.Templates = templates.FS(dir) }).Render(fixture())
 	if err != nil || !bytes.Contains(files[0].Data, []byte("<title>custom</title>")) {
 		t.Errorf("override layout not used: %v", err)
+	}
+}
+
+// Lists print each piece's entry, rendered once from the layout's
+// "site-piece-entry"; a layout that defines no entry and lists the fields
+// itself (as layouts did before entries) still works.
+func TestListEntriesOverrides(t *testing.T) {
+	layout, err := fs.ReadFile(templates.FS(""), LayoutTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	custom := strings.Replace(string(layout), `<h2><a href="{{.URL}}">{{.Title}}</a></h2>`, `<h2 class="mine"><a href="{{.URL}}">{{.Title}}</a></h2>`, 1)
+	if custom == string(layout) {
+		t.Fatal("the entry's heading is not in the layout any more")
+	}
+	writeTemplate(t, dir, LayoutTemplate, custom)
+	s := newSite(t, func(o *Options) { o.Templates = templates.FS(dir) })
+	pages := renderPages(t, s)
+	for _, page := range []string{"index.html", "topics/eu/index.html"} {
+		heads := find(find(pages[page], "ol")[0], "h2")
+		if len(heads) == 0 || attr(heads[0], "class") != "mine" || !strings.HasPrefix(text(heads[0]), hostile) {
+			t.Errorf("%s does not list the overridden entry", page)
+		}
+	}
+
+	dir = t.TempDir()
+	writeTemplate(t, dir, LayoutTemplate, `{{define "site-layout"}}<!DOCTYPE html><html lang="{{.Site.Language}}"><title>t</title>{{template "site-main" .}}</html>{{end}}`+
+		`{{define "site-piece-list"}}<ol>{{range .}}<li><a href="{{.URL}}">{{.Title}}</a></li>{{end}}</ol>{{end}}{{define "site-authors"}}{{end}}`)
+	pages = renderPages(t, newSite(t, func(o *Options) { o.Templates = templates.FS(dir) }))
+	items := find(find(pages["index.html"], "ol")[0], "li")
+	if len(items) != 2 || text(items[1]) != "Older piece" || attr(find(items[1], "a")[0], "href") != base+"pieces/older/" {
+		t.Errorf("a list without entries: %d items", len(items))
 	}
 }

@@ -22,12 +22,6 @@ func ResolveLinks(body string, base *url.URL) (string, error) {
 	if base == nil || !base.IsAbs() {
 		return "", fmt.Errorf("resolve links: base URL %v is not absolute", base)
 	}
-	// Inside <svg> and <math> the parser reads <style> and the like as
-	// elements, where a tokenizer sees only text; such a body (the sanitiser
-	// lets none through) takes the slow way, through the parsed tree.
-	if containsFoldASCII(body, "<svg") || containsFoldASCII(body, "<math") {
-		return resolveParsed(body, base)
-	}
 	var (
 		b      strings.Builder
 		copied int // body[:copied] is in b, or unchanged when b is empty
@@ -50,6 +44,12 @@ func ResolveLinks(body string, base *url.URL) (string, error) {
 		}
 		name, more := z.TagName()
 		a := atom.Lookup(name)
+		if a == atom.Svg || a == atom.Math {
+			// Inside these the parser reads <style> and the like as elements,
+			// where a tokenizer sees only text; such a body (the sanitiser lets
+			// none through) takes the slow way, through the parsed tree.
+			return resolveParsed(body, base)
+		}
 		keys, srcset := urlAttrs[a], a == atom.Img || a == atom.Source
 		if !more || (keys == nil && !srcset) {
 			continue

@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"publisher/internal/osfile"
 )
 
 // DefaultMaxBytes is the size limit for one piece when Options.MaxBytes is 0.
@@ -240,7 +243,7 @@ func readLimited(dir, rel string, maxBytes int64) ([]byte, *Problem) {
 	fail := func(format string, args ...any) *Problem {
 		return &Problem{File: rel, Severity: Error, Message: fmt.Sprintf(format, args...)}
 	}
-	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
+	f, err := osfile.Open(filepath.Join(dir, filepath.FromSlash(rel)), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, fail("cannot open: %v", unwrapPath(err))
 	}
@@ -255,15 +258,18 @@ func readLimited(dir, rel string, maxBytes int64) ([]byte, *Problem) {
 	if info.Size() > maxBytes {
 		return nil, fail("too large: %d bytes, the limit is %d", info.Size(), maxBytes)
 	}
-	// The file may grow between Stat and Read: read one byte past the limit to know.
-	data, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
-	if err != nil {
+	// The file may grow between Stat and Read: read one byte past the limit to
+	// know. Room for the size found (and the read that finds the end) saves
+	// growing the buffer, and a read call each time.
+	var buf bytes.Buffer
+	buf.Grow(int(info.Size()) + bytes.MinRead)
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxBytes+1)); err != nil {
 		return nil, fail("cannot read: %v", unwrapPath(err))
 	}
-	if int64(len(data)) > maxBytes {
+	if int64(buf.Len()) > maxBytes {
 		return nil, fail("too large: over the limit of %d bytes", maxBytes)
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 // unwrapPath drops the absolute path from an *fs.PathError: the Problem already

@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"publisher/internal/osfile"
 )
 
 // ManifestName is the file, in the output folder, listing what Write produced,
@@ -353,7 +355,7 @@ func (w *Writer) writeIfChanged(name string, data []byte) (bool, error) {
 		return false, err
 	}
 	// rename(2) replaces a symlink at full rather than following it.
-	if err := os.Rename(tmpName, full); err != nil {
+	if err := osfile.Rename(tmpName, full); err != nil {
 		return false, err
 	}
 	ok = true
@@ -373,7 +375,7 @@ func holds(full string, data []byte) (bool, error) {
 	if !info.Mode().IsRegular() || info.Size() != int64(len(data)) {
 		return false, nil
 	}
-	f, err := os.Open(full)
+	f, err := osfile.Open(full, os.O_RDONLY, 0)
 	if err != nil {
 		return false, err
 	}
@@ -394,7 +396,7 @@ func createTemp(folder, base string) (*os.File, string, error) {
 		var suffix [6]byte
 		_, _ = rand.Read(suffix[:])
 		name := filepath.Join(folder, "."+base+".tmp-"+hex.EncodeToString(suffix[:]))
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := osfile.Open(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}

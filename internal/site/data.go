@@ -19,9 +19,13 @@ type pageData struct {
 	Description string
 	Canonical   string
 	Feeds       []feedLink // autodiscovery links for this page
-	Pieces      []pieceView
-	Piece       *pieceView
-	Topic       *feedGroup
+	// FeedsHead and FeedsFoot are Feeds rendered by "site-feeds-head" and
+	// "site-feeds-foot", once per set of feeds; empty when the layout defines
+	// no such template.
+	FeedsHead, FeedsFoot template.HTML
+	Pieces               []pieceView
+	Piece                *pieceView
+	Topic                *feedGroup
 }
 
 type siteData struct {

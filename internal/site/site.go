@@ -192,8 +192,32 @@ type listPage struct {
 	data       *pageData
 }
 
-// EntryTemplate is the layout's template for one piece in a list.
-const EntryTemplate = "site-piece-entry"
+// Templates of the layout that render a part of a page once for many pages.
+const (
+	EntryTemplate     = "site-piece-entry" // one piece in a list
+	FeedsHeadTemplate = "site-feeds-head"  // a page's feeds as autodiscovery links
+	FeedsFootTemplate = "site-feeds-foot"  // a page's feeds as footer links
+)
+
+// withFeeds sets data's Feeds and renders them for the head and the footer.
+func (s *Site) withFeeds(data *pageData, feeds []feedLink) (*pageData, error) {
+	data.Feeds = feeds
+	for _, part := range []struct {
+		name string
+		to   *template.HTML
+	}{{FeedsHeadTemplate, &data.FeedsHead}, {FeedsFootTemplate, &data.FeedsFoot}} {
+		t := s.pages[IndexTemplate].Lookup(part.name)
+		if t == nil {
+			continue
+		}
+		var b strings.Builder
+		if err := t.Execute(&b, feeds); err != nil {
+			return nil, fmt.Errorf("site: %s: %w", part.name, err)
+		}
+		*part.to = template.HTML(b.String())
+	}
+	return data, nil
+}
 
 // renderPieces renders each piece's page and its list entry, on every core: no
 // page depends on another. A piece's own problems are added to errs in page
@@ -201,15 +225,18 @@ const EntryTemplate = "site-piece-entry"
 // fail alike).
 func (s *Site) renderPieces(views []pieceView, sd *siteData, exec func(tmpl, path string, data *pageData) error, errs *[]error) error {
 	entries := s.pages[IndexTemplate].Lookup(EntryTemplate)
+	frame, err := s.withFeeds(&pageData{Site: sd}, sd.FeedGroups[0].Links)
+	if err != nil {
+		return err
+	}
 	pieceErr := make([]error, len(views))
-	err := forEach(len(views), func(i int) error {
+	err = forEach(len(views), func(i int) error {
 		v := &views[i]
 		v.body, pieceErr[i] = resolvedBody(v.piece, v.pageURL)
 		defer func() { v.body = "" }()
-		if err := exec(PieceTemplate, feed.PieceDir(v.Slug)+"index.html", &pageData{
-			Site: sd, Title: v.Title, Canonical: v.Canonical, Description: v.Summary,
-			Feeds: sd.FeedGroups[0].Links, Piece: v,
-		}); err != nil {
+		page := *frame
+		page.Title, page.Canonical, page.Description, page.Piece = v.Title, v.Canonical, v.Summary, v
+		if err := exec(PieceTemplate, feed.PieceDir(v.Slug)+"index.html", &page); err != nil {
 			return err
 		}
 		if entries == nil {
@@ -310,10 +337,11 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 	if s.opts.IndexItems > 0 && len(listed) > s.opts.IndexItems {
 		listed = listed[:s.opts.IndexItems]
 	}
-	lists := []listPage{{IndexTemplate, "index.html", &pageData{
-		Site: sd, Canonical: sd.Home, Description: s.opts.Description,
-		Feeds: sd.FeedGroups[0].Links, Pieces: listed,
-	}}}
+	index, err := s.withFeeds(&pageData{Site: sd, Canonical: sd.Home, Description: s.opts.Description, Pieces: listed}, sd.FeedGroups[0].Links)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	lists := []listPage{{IndexTemplate, "index.html", index}}
 	for i, t := range topics {
 		group := &sd.FeedGroups[i+1]
 		var on []pieceView
@@ -322,12 +350,15 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 				on = append(on, views[j])
 			}
 		}
-		lists = append(lists, listPage{TopicTemplate, feed.TopicDir(t.Slug) + "index.html", &pageData{
+		page, err := s.withFeeds(&pageData{
 			Site: sd, Title: t.Name, Canonical: group.Home,
 			Description: fmt.Sprintf("Pieces on %s from %s", t.Name, s.opts.Title),
-			Feeds:       append(append([]feedLink{}, group.Links...), sd.FeedGroups[0].Links...),
 			Topic:       group, Pieces: on,
-		}})
+		}, append(append([]feedLink{}, group.Links...), sd.FeedGroups[0].Links...))
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		lists = append(lists, listPage{TopicTemplate, feed.TopicDir(t.Slug) + "index.html", page})
 	}
 	if err := forEach(len(lists), func(i int) error { return exec(lists[i].tmpl, lists[i].path, lists[i].data) }); err != nil {
 		return errors.Join(append(errs, err)...)

@@ -464,17 +464,19 @@ func TestTemplateProblemsNameFileAndLine(t *testing.T) {
 }
 
 // Lists print each piece's entry, rendered once from the layout's
-// "site-piece-entry"; a layout that defines no entry and lists the fields
-// itself (as layouts did before entries) still works.
-func TestListEntriesOverrides(t *testing.T) {
+// "site-piece-entry", and pages their feeds from "site-feeds-head/-foot",
+// rendered once per set of feeds; a layout that defines none of these and
+// uses the fields itself (as layouts did before) still works.
+func TestPartsRenderedOnceOverrides(t *testing.T) {
 	layout, err := fs.ReadFile(templates.FS(""), LayoutTemplate)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	custom := strings.Replace(string(layout), `<h2><a href="{{.URL}}">{{.Title}}</a></h2>`, `<h2 class="mine"><a href="{{.URL}}">{{.Title}}</a></h2>`, 1)
-	if custom == string(layout) {
-		t.Fatal("the entry's heading is not in the layout any more")
+	custom = strings.Replace(custom, `<a href="{{$f.URL}}" type="{{$f.Type}}">`, `<a class="mine" href="{{$f.URL}}" type="{{$f.Type}}">`, 1)
+	if strings.Count(custom, `class="mine"`) != 2 {
+		t.Fatal("the entry's heading or the footer's feed link is not in the layout any more")
 	}
 	writeTemplate(t, dir, LayoutTemplate, custom)
 	s := newSite(t, func(o *Options) { o.Templates = templates.FS(dir) })
@@ -485,13 +487,28 @@ func TestListEntriesOverrides(t *testing.T) {
 			t.Errorf("%s does not list the overridden entry", page)
 		}
 	}
+	for page, want := range map[string]int{"index.html": 3, "pieces/older/index.html": 3, "topics/eu/index.html": 6} {
+		var links []string
+		for _, a := range find(find(pages[page], "footer")[0], "a") {
+			if attr(a, "class") == "mine" {
+				links = append(links, attr(a, "href"))
+			}
+		}
+		if len(links) != want || !slices.Contains(links, base+"feed.xml") {
+			t.Errorf("%s: footer feed links %q, want %d from the overridden template", page, links, want)
+		}
+	}
 
 	dir = t.TempDir()
-	writeTemplate(t, dir, LayoutTemplate, `{{define "site-layout"}}<!DOCTYPE html><html lang="{{.Site.Language}}"><title>t</title>{{template "site-main" .}}</html>{{end}}`+
+	writeTemplate(t, dir, LayoutTemplate, `{{define "site-layout"}}<!DOCTYPE html><html lang="{{.Site.Language}}"><title>t</title>`+
+		`{{range .Feeds}}<link rel="alternate" href="{{.URL}}">{{end}}{{template "site-main" .}}</html>{{end}}`+
 		`{{define "site-piece-list"}}<ol>{{range .}}<li><a href="{{.URL}}">{{.Title}}</a></li>{{end}}</ol>{{end}}{{define "site-authors"}}{{end}}`)
 	pages = renderPages(t, newSite(t, func(o *Options) { o.Templates = templates.FS(dir) }))
 	items := find(find(pages["index.html"], "ol")[0], "li")
 	if len(items) != 2 || text(items[1]) != "Older piece" || attr(find(items[1], "a")[0], "href") != base+"pieces/older/" {
 		t.Errorf("a list without entries: %d items", len(items))
+	}
+	if links := find(pages["topics/eu/index.html"], "link"); len(links) != 6 || attr(links[0], "href") != base+"topics/eu/feed.xml" {
+		t.Errorf("a layout listing .Feeds itself: %d links", len(links))
 	}
 }

@@ -217,6 +217,41 @@ func TestRecordPiecesKeepsFirstSeen(t *testing.T) {
 	}
 }
 
+// An archive larger than one statement's worth of rows: every piece gets its
+// time, the known ones keep theirs, whichever statement they fall in.
+func TestRecordPiecesManyStatements(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	var first []PieceSeen
+	for i := range piecesPerStatement + 3 {
+		first = append(first, PieceSeen{ID: fmt.Sprintf("p%05d", i), Hash: "h"})
+	}
+	if _, err := s.RecordPieces(ctx, first, t0); err != nil {
+		t.Fatal(err)
+	}
+	later := t0.Add(time.Hour)
+	var all []PieceSeen
+	for i := range 2*piecesPerStatement + 7 {
+		all = append(all, PieceSeen{ID: fmt.Sprintf("p%05d", i), Hash: "h"})
+	}
+	got, err := s.RecordPieces(ctx, all, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(all) {
+		t.Fatalf("%d times for %d pieces", len(got), len(all))
+	}
+	for i, p := range all {
+		want := later
+		if i < len(first) {
+			want = t0
+		}
+		if !got[p.ID].Equal(want) {
+			t.Fatalf("%s first seen %v, want %v", p.ID, got[p.ID], want)
+		}
+	}
+}
+
 func TestSyncSubscribers(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := context.Background()

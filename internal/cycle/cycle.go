@@ -418,8 +418,10 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, buildOn
 		produced++
 		w.Add(f)
 	})
-	if err != nil && produced == 0 {
-		// Nothing rendered: leave the output as it was rather than remove it all.
+	var missing *partMissingError
+	if err != nil && (produced == 0 || errors.As(err, &missing)) {
+		// Nothing rendered, or no feed: leave the output as it was rather than
+		// remove what was not written.
 		if aerr := w.Abort(); aerr != nil {
 			r.log.Error("output", "err", aerr)
 		}
@@ -558,39 +560,60 @@ func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText 
 
 // Render produces every feed and archive file for pieces, handing each to emit as
 // it is produced. Pieces that cannot be rendered are left out and named in the
-// error; the files emitted are complete for the rest. When the feeds or the
-// archive cannot be rendered at all, the error comes with nothing emitted, so the
-// caller can leave the output as it was.
+// error; the files emitted are complete for the rest. When the archive cannot be
+// rendered at all, the error comes with nothing emitted; when the feeds cannot
+// (their settings are checked first, so only a failure to encode them is left),
+// the error is a *partMissingError, after the archive went out.
 func (r *Runner) Render(pieces []content.Piece, emit func(output.File)) error {
-	// The feeds are a handful of files: rendered first and held, so that a failure
-	// is known before any archive page goes out.
-	feeds, feedErr := feed.Render(feed.Options{
+	opts := feed.Options{
 		Title: r.cfg.Site.Title, Description: r.cfg.Site.Description, BaseURL: r.cfg.Site.BaseURL,
 		Language: r.cfg.Site.Language, Items: r.cfg.Feed.Items, Hubs: r.cfg.Feed.WebSubHubs,
-	}, pieces)
-	if feedErr != nil && feeds == nil {
-		return fmt.Errorf("feeds: %w", feedErr)
 	}
+	if err := feed.Check(opts); err != nil {
+		return fmt.Errorf("feeds: %w", err)
+	}
+	// The feeds are a handful of files, rendered beside the archive's pages on
+	// another core and emitted after them.
+	type rendered struct {
+		files []output.File
+		err   error
+	}
+	feeds := make(chan rendered, 1)
+	go func() {
+		files, err := feed.Render(opts, pieces)
+		feeds <- rendered{files, err}
+	}()
 	pages := 0
 	siteErr := r.site.RenderTo(pieces, func(f output.File) {
 		pages++
 		emit(f)
 	})
+	fr := <-feeds
 	if siteErr != nil && pages == 0 {
 		return fmt.Errorf("archive: %w", siteErr)
 	}
-	for _, f := range feeds {
+	if fr.err != nil && fr.files == nil {
+		return &partMissingError{fmt.Errorf("feeds: %w", fr.err)}
+	}
+	for _, f := range fr.files {
 		emit(f)
 	}
 	var errs []error
-	if feedErr != nil {
-		errs = append(errs, fmt.Errorf("feeds: %w", feedErr))
+	if fr.err != nil {
+		errs = append(errs, fmt.Errorf("feeds: %w", fr.err))
 	}
 	if siteErr != nil {
 		errs = append(errs, fmt.Errorf("archive: %w", siteErr))
 	}
 	return errors.Join(errs...)
 }
+
+// partMissingError is a Render error after which the output lacks a whole part
+// (every feed): a build must not remove the files it did not write this time.
+type partMissingError struct{ err error }
+
+func (e *partMissingError) Error() string { return e.err.Error() }
+func (e *partMissingError) Unwrap() error { return e.err }
 
 func (r *Runner) logProblems(problems []content.Problem) {
 	for _, p := range problems {

@@ -155,6 +155,12 @@ func Render(opts Options, pieces []content.Piece) ([]output.File, error) {
 	return files, errors.Join(errs...)
 }
 
+// Check reports what in opts would make Render fail before it renders anything.
+func Check(opts Options) error {
+	_, err := newSite(opts)
+	return err
+}
+
 func newSite(opts Options) (*site, error) {
 	if strings.TrimSpace(opts.Title) == "" {
 		return nil, errors.New("feed: site title is empty")

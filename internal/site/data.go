@@ -150,9 +150,8 @@ func cadenceLabel(c string) string {
 	return c
 }
 
-// pieceView prepares one piece for the templates. Its body's links are made
-// absolute; if that fails the body goes out as written and the error says so.
-func (s *Site) pieceView(p *content.Piece) (pieceView, error) {
+// pieceView prepares one piece for the templates.
+func (s *Site) pieceView(p *content.Piece) pieceView {
 	pageURL := s.base.ResolveReference(&url.URL{Path: feed.PieceDir(p.Slug)})
 	published, modified := p.Published().UTC(), p.Modified().UTC()
 	v := pieceView{
@@ -207,7 +206,7 @@ func (s *Site) pieceView(p *content.Piece) (pieceView, error) {
 		seen[slug] = true
 		v.Topics = append(v.Topics, topicView{Name: name, URL: feed.Resolve(s.base, feed.TopicDir(slug))})
 	}
-	return v, nil
+	return v
 }
 
 // resolvedBody is p's HTML with its links made absolute against pageURL. On error

@@ -219,11 +219,11 @@ func (s *Site) withFeeds(data *pageData, feeds []feedLink) (*pageData, error) {
 	return data, nil
 }
 
-// renderPieces renders each piece's page and its list entry, on every core: no
-// page depends on another. A piece's own problems are added to errs in page
-// order; a template failure is returned, and stops the rest (every page would
-// fail alike).
-func (s *Site) renderPieces(views []pieceView, sd *siteData, exec func(tmpl, path string, data *pageData) error, errs *[]error) error {
+// renderPieces fills views[i] for pieces[i] and renders its page and its list
+// entry, on every core: no page depends on another. A piece's own problems are
+// added to errs in page order; a template failure is returned, and stops the
+// rest (every page would fail alike).
+func (s *Site) renderPieces(pieces []content.Piece, views []pieceView, sd *siteData, exec func(tmpl, path string, data *pageData) error, errs *[]error) error {
 	entries := s.pages[IndexTemplate].Lookup(EntryTemplate)
 	frame, err := s.withFeeds(&pageData{Site: sd}, sd.FeedGroups[0].Links)
 	if err != nil {
@@ -232,6 +232,7 @@ func (s *Site) renderPieces(views []pieceView, sd *siteData, exec func(tmpl, pat
 	pieceErr := make([]error, len(views))
 	err = forEach(len(views), func(i int) error {
 		v := &views[i]
+		*v = s.pieceView(&pieces[i])
 		v.body, pieceErr[i] = resolvedBody(v.piece, v.pageURL)
 		defer func() { v.body = "" }()
 		page := *frame
@@ -299,14 +300,7 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 	topics := feed.Topics(sorted)
 	sd := s.siteData(topics)
 
-	views := make([]pieceView, 0, len(sorted))
-	for i := range sorted {
-		v, err := s.pieceView(&sorted[i])
-		if err != nil {
-			errs = append(errs, err)
-		}
-		views = append(views, v)
-	}
+	views := make([]pieceView, len(sorted))
 
 	// emit is called from one goroutine at a time, though pages are rendered
 	// on several.
@@ -330,7 +324,7 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 	}
 
 	// The list pages come last: they take the entries the piece pages left.
-	if err := s.renderPieces(views, sd, exec, &errs); err != nil {
+	if err := s.renderPieces(sorted, views, sd, exec, &errs); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	listed := views

@@ -94,7 +94,10 @@ func (v pieceView) HTML() template.HTML {
 
 type authorView struct{ Name, Role, URL string }
 
-type topicView struct{ Name, URL string }
+type topicView struct {
+	Name, URL string
+	slug      string
+}
 
 func (s *Site) siteData(topics []feed.Topic) *siteData {
 	home := s.base.String()
@@ -204,7 +207,7 @@ func (s *Site) pieceView(p *content.Piece) pieceView {
 			continue
 		}
 		seen[slug] = true
-		v.Topics = append(v.Topics, topicView{Name: name, URL: feed.Resolve(s.base, feed.TopicDir(slug))})
+		v.Topics = append(v.Topics, topicView{Name: name, URL: feed.Resolve(s.base, feed.TopicDir(slug)), slug: slug})
 	}
 	return v
 }

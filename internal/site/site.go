@@ -336,14 +336,16 @@ func (s *Site) render(pieces []content.Piece, emit func(path string, data []byte
 		return errors.Join(append(errs, err)...)
 	}
 	lists := []listPage{{IndexTemplate, "index.html", index}}
+	// Each view knows its topics' slugs: one pass sorts the views into topics.
+	byTopic := make(map[string][]pieceView, len(topics))
+	for i := range views {
+		for _, t := range views[i].Topics {
+			byTopic[t.slug] = append(byTopic[t.slug], views[i])
+		}
+	}
 	for i, t := range topics {
 		group := &sd.FeedGroups[i+1]
-		var on []pieceView
-		for j := range views {
-			if feed.HasTopic(views[j].piece, t.Slug) {
-				on = append(on, views[j])
-			}
-		}
+		on := byTopic[t.Slug]
 		page, err := s.withFeeds(&pageData{
 			Site: sd, Title: t.Name, Canonical: group.Home,
 			Description: fmt.Sprintf("Pieces on %s from %s", t.Name, s.opts.Title),

@@ -22,6 +22,9 @@ func ResolveLinks(body string, base *url.URL) (string, error) {
 	if base == nil || !base.IsAbs() {
 		return "", fmt.Errorf("resolve links: base URL %v is not absolute", base)
 	}
+	if strings.IndexByte(body, '=') < 0 {
+		return body, nil // no attribute, so no URL (a plain-text piece's body)
+	}
 	var (
 		b      strings.Builder
 		copied int // body[:copied] is in b, or unchanged when b is empty

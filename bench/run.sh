@@ -103,7 +103,7 @@ site:
   base_url: https://bench.example.org/
   description: Generated pieces for publisher's benchmarks.
 content:
-  dir: content
+  dir: ${2:-content}
 output:
   dir: public
 data:
@@ -319,16 +319,18 @@ if want build; then
 	# deleted at the end of this section, and the generated content is kept
 	# between runs; the next run of the section should come more than 6
 	# minutes later.
-	stamp="$BUILD_N pieces, benchgen $(sha256sum "$gen" | cut -c1-16)"
-	if [ "$(cat "$out/build-content.stamp" 2>/dev/null)" != "$stamp" ]; then
-		log "build: generating $BUILD_N pieces and the Hugo site"
-		mkdir -p "$dir/subscribers"
-		rm -f "$dir/subscribers/"*.csv
-		"$gen" pieces -n "$BUILD_N" -dir "$dir/content"
-		"$gen" hugo -n "$BUILD_N" -dir "$out/hugo"
-		echo "$stamp" >"$out/build-content.stamp"
+	# The inputs go to a folder named after the size and the generator, made once:
+	# regenerating in place would delete 23,000 files right before the timed builds.
+	gdir=$out/gen-$(echo "$BUILD_N pieces, benchgen $(sha256sum "$gen")" | sha256sum | cut -c1-16)
+	if [ ! -e "$gdir/complete" ]; then
+		log "build: generating $BUILD_N pieces and the Hugo site in $gdir"
+		"$gen" pieces -n "$BUILD_N" -dir "$gdir/content"
+		"$gen" hugo -n "$BUILD_N" -dir "$gdir/hugo"
+		touch "$gdir/complete"
 	fi
-	write_config "$dir"
+	mkdir -p "$dir/subscribers"
+	rm -f "$dir/subscribers/"*.csv
+	write_config "$dir" "$gdir/content"
 	if compgen -G "$dir/public*" >/dev/null || compgen -G "$dir/data*" >/dev/null || [ -e "$hout" ]; then
 		log "build: deleting trees left by an interrupted run; the figures may suffer (see above)"
 		rm -rf "$hout" "$dir"/public* "$dir"/data*
@@ -340,7 +342,7 @@ if want build; then
 	: >"$res/build-publisher.txt"
 	for i in $(seq "$RUNS"); do
 		log "build run $i/$RUNS: hugo"
-		HUGO_CACHEDIR=$hout/cache-$i gtime "$res/build-hugo-$i.time" "$hugo" --quiet -s "$out/hugo" -d "$hout/public-$i" >"$res/build-hugo-$i.log" 2>&1
+		HUGO_CACHEDIR=$hout/cache-$i gtime "$res/build-hugo-$i.time" "$hugo" --quiet -s "$gdir/hugo" -d "$hout/public-$i" >"$res/build-hugo-$i.log" 2>&1
 		cat "$res/build-hugo-$i.time" >>"$res/build-hugo.txt"
 		log "build run $i/$RUNS: publisher build"
 		(cd "$dir" && PUBLISHER_OUTPUT_DIR=public-$i PUBLISHER_DATA_DIR=data-$i gtime "$res/build-publisher-$i.time" "$pub" build >"$res/build-publisher-$i.out" 2>"$res/build-publisher-$i.log")
@@ -405,8 +407,11 @@ if want build; then
 		echo "CPU profile of the no-op run: noop-cpu-cum.txt. Allocation profile of the build: build-alloc-cum.txt."
 		echo
 	} >>"$summary"
-	log "build: deleting the output trees"
-	rm -rf "$hout" "$dir"/public* "$dir"/data*
+	log "build: deleting the output trees (and inputs of other sizes or generators)"
+	rm -rf "$hout" "$dir"/public* "$dir"/data* "$dir/content" "$out/hugo" "$out/build-content.stamp"
+	for g in "$out"/gen-*; do
+		[ "$g" = "$gdir" ] || rm -rf "$g"
+	done
 fi
 
 # --- go test -bench ----------------------------------------------------------------

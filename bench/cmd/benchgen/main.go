@@ -103,6 +103,11 @@ func makeArticle(i, paragraphs int) article {
 		}
 		a.paragraphs = append(a.paragraphs, strings.Join(p, " "))
 	}
+	// Even articles become Markdown pieces (plain text has no links): give them
+	// a link to another piece, relative, and one to a source outside the site.
+	if i%2 == 0 && len(a.paragraphs) > 1 {
+		a.paragraphs[1] += fmt.Sprintf(" See [the piece before](../piece-%05d/) and [the report](https://source.example/reports/%d).", i+2, i)
+	}
 	return a
 }
 

@@ -153,31 +153,41 @@ func scanDangerousHTML(file string, body []byte, firstLine int) []Problem {
 // non-ASCII byte counts as a maybe: the expressions fold Unicode, where "ſ"
 // (long s) matches "s".
 func mayHoldScript(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return true
-		}
+	if !isASCII(s) {
+		return true
 	}
-	return containsFoldASCII(s, "script")
-}
-
-// containsFoldASCII reports whether s contains lower (lower-case ASCII) in any
-// mix of cases, without allocating a lowered copy.
-func containsFoldASCII(s, lower string) bool {
-	for i := 0; i+len(lower) <= len(s); i++ {
-		j := 0
-		for ; j < len(lower); j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != lower[j] {
+	// 'p' is the rarest letter of "script" in prose: look around each p and P
+	// (found by the fast byte search) rather than at every position.
+	for _, p := range [2]byte{'p', 'P'} {
+		for from := 0; ; {
+			k := strings.IndexByte(s[from:], p)
+			if k < 0 {
 				break
 			}
-		}
-		if j == len(lower) {
-			return true
+			at := from + k // s[at-4:at+2] would be "script"
+			if at >= 4 && at+2 <= len(s) && strings.EqualFold(s[at-4:at+2], "script") {
+				return true
+			}
+			from = at + 1
 		}
 	}
 	return false
+}
+
+// isASCII reports whether every byte of s is below 0x80, eight at a time.
+func isASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if w&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

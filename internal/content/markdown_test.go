@@ -264,3 +264,33 @@ func TestParseMarkdownBlockInsideLink(t *testing.T) {
 		t.Errorf("lede %q", p.Lede)
 	}
 }
+
+// mayHoldScript must say yes wherever the expressions could match: "script" in
+// any case, or any non-ASCII byte.
+func mayHoldScriptRef(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
+		}
+	}
+	return strings.Contains(strings.ToLower(s), "script")
+}
+
+func TestMayHoldScript(t *testing.T) {
+	for _, s := range []string{"", "p", "script", "SCRIPT", "ScRiPt", "a <sCrIpT> b", "xscriptx", "scrip", "cript", "pscript",
+		"prose with no such word, plenty of p and P", "ſcript", "é", "javascript:", "12345678script", "1234567é", "scriptp"} {
+		if got, want := mayHoldScript(s), mayHoldScriptRef(s); got != want {
+			t.Errorf("mayHoldScript(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func FuzzMayHoldScript(f *testing.F) {
+	f.Add("a line with script in it")
+	f.Add("no such word here, p and P")
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := mayHoldScript(s), mayHoldScriptRef(s); got != want {
+			t.Fatalf("mayHoldScript(%q) = %v, want %v", s, got, want)
+		}
+	})
+}

@@ -18,6 +18,9 @@ func checkText(file string, data []byte) *Problem {
 	if len(bytes.TrimSpace(bytes.TrimPrefix(data, utf8BOM))) == 0 {
 		return &Problem{File: file, Severity: Error, Message: "empty file"}
 	}
+	if utf8.Valid(data) && bytes.IndexByte(data, 0) < 0 {
+		return nil // the usual case, found by the fast checks; the walk below finds the line
+	}
 	line := 1
 	for off := 0; off < len(data); {
 		r, size := utf8.DecodeRune(data[off:])

@@ -11,7 +11,7 @@
 #
 # Usage: bench/run.sh [quick|full] [send] [memory] [build] [gotest]
 #   (no section names: all of them). quick shrinks every size and repeat count.
-# Overrides in the environment: SEND_N, RUNS, MEM_NS ("10000 100000"), BUILD_N,
+# Overrides in the environment: SEND_N, RUNS, MEM_NS ("10000 100000"), BUILD_N, BUILD_RUNS,
 #   SINK_PORT, CONNS, RESULTS (folder).
 # Results: bench/out/results/ (bench/out/results-quick/ in quick mode): summary.md
 # (summary-SECTIONS.md when only some sections ran), raw logs, /usr/bin/time records
@@ -40,9 +40,9 @@ done
 want() { [[ " ${sections[*]} " == *" $1 "* ]]; }
 
 if [ "$mode" = quick ]; then
-	: "${SEND_N:=10000}" "${RUNS:=2}" "${MEM_NS:=10000 30000}" "${BUILD_N:=2000}"
+	: "${SEND_N:=10000}" "${RUNS:=2}" "${MEM_NS:=10000 30000}" "${BUILD_N:=2000}" "${BUILD_RUNS:=2}"
 else
-	: "${SEND_N:=100000}" "${RUNS:=3}" "${MEM_NS:=10000 100000 1000000}" "${BUILD_N:=10000}"
+	: "${SEND_N:=100000}" "${RUNS:=3}" "${MEM_NS:=10000 100000 1000000}" "${BUILD_N:=10000}" "${BUILD_RUNS:=5}"
 fi
 : "${SINK_PORT:=2525}" "${CONNS:=20}"
 # Quick runs keep their figures apart from the full ones.
@@ -340,11 +340,16 @@ if want build; then
 	"$hugo" version >"$res/hugo-version.txt" 2>&1 || true
 	: >"$res/build-hugo.txt"
 	: >"$res/build-publisher.txt"
-	for i in $(seq "$RUNS"); do
-		log "build run $i/$RUNS: hugo"
+	for i in $(seq "$BUILD_RUNS"); do
+		# Each build starts with nothing left to write back: otherwise the kernel
+		# writes the previous build's 100-130 MB (the other tool's) on the same
+		# two cores while this one runs.
+		sync
+		log "build run $i/$BUILD_RUNS: hugo"
 		HUGO_CACHEDIR=$hout/cache-$i gtime "$res/build-hugo-$i.time" "$hugo" --quiet -s "$gdir/hugo" -d "$hout/public-$i" >"$res/build-hugo-$i.log" 2>&1
 		cat "$res/build-hugo-$i.time" >>"$res/build-hugo.txt"
-		log "build run $i/$RUNS: publisher build"
+		sync
+		log "build run $i/$BUILD_RUNS: publisher build"
 		(cd "$dir" && PUBLISHER_OUTPUT_DIR=public-$i PUBLISHER_DATA_DIR=data-$i gtime "$res/build-publisher-$i.time" "$pub" build >"$res/build-publisher-$i.out" 2>"$res/build-publisher-$i.log")
 		cat "$res/build-publisher-$i.time" >>"$res/build-publisher.txt"
 	done
@@ -355,8 +360,9 @@ if want build; then
 
 	# The no-op run: the store and output already match the content, no subscribers.
 	: >"$res/noop-publisher.txt"
-	for i in $(seq "$RUNS"); do
-		log "build: no-op run $i/$RUNS"
+	sync
+	for i in $(seq "$BUILD_RUNS"); do
+		log "build: no-op run $i/$BUILD_RUNS"
 		(cd "$dir" && PUBLISHER_OUTPUT_DIR=public-1 PUBLISHER_DATA_DIR=data-1 gtime "$res/noop-$i.time" "$pub" run >"$res/noop-$i.out" 2>"$res/noop-$i.log")
 		cat "$res/noop-$i.time" >>"$res/noop-publisher.txt"
 	done
@@ -386,7 +392,7 @@ if want build; then
 	read -r xm xmin xmax _ < <(stats <"$res/build-ratios")
 	mb() { echo "$1/1024" | bc -l | xargs printf '%.0f'; }
 	{
-		echo "## Build: $BUILD_N pieces, $RUNS runs each (alternating hugo / publisher)"
+		echo "## Build: $BUILD_N pieces, $BUILD_RUNS runs each (alternating hugo / publisher, sync before each)"
 		echo
 		echo "$(head -1 "$res/hugo-version.txt")"
 		echo

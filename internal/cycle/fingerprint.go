@@ -223,12 +223,19 @@ func (r *Runner) saveBuildState(ctx context.Context, st buildState) {
 		_ = os.Remove(path)
 		r.log.Warn("recording the build for the next run (it will build again)", "file", path, "err", err)
 	}
+	// The store's query and the output's stats are independent: run them at once.
+	snapshot := make(chan outputSnapshot, 1)
+	go func() {
+		snap, err := output.Snapshot(r.cfg.Output.Dir)
+		snapshot <- outputSnapshot{snap, err}
+	}()
 	var err error
-	if st.FirstSeen, st.Newest, err = r.firstSeenFingerprint(ctx); err != nil {
-		fail(err)
-		return
+	st.FirstSeen, st.Newest, err = r.firstSeenFingerprint(ctx)
+	snap := <-snapshot
+	if err == nil {
+		st.Output, err = snap.snap, snap.err
 	}
-	if st.Output, err = output.Snapshot(r.cfg.Output.Dir); err != nil {
+	if err != nil {
 		fail(err)
 		return
 	}

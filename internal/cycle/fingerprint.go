@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"publisher/internal/content"
+	"publisher/internal/osfile"
 	"publisher/internal/output"
 )
 
@@ -123,6 +124,12 @@ func hashTemplates(h hash.Hash, templates fs.FS) bool {
 // content.Load could read (hidden files and folders are skipped, as Load skips
 // them). It reports false when a file changed after racyAfter or cannot be read.
 func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
+	type entry struct {
+		rel    string
+		folder bool
+	}
+	var entries []entry
+	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -134,27 +141,34 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
 			return nil
 		}
 		rel, _ := filepath.Rel(dir, p)
-		if d.IsDir() {
-			// A folder's own mtime only says its entries changed, and they are
-			// hashed one by one.
-			fmt.Fprintf(h, "folder %s\n", filepath.ToSlash(rel))
-			return nil
+		entries = append(entries, entry{filepath.ToSlash(rel), d.IsDir()})
+		if !d.IsDir() {
+			files = append(files, p)
 		}
-		// os.Stat follows a symlink to the file Load would read.
-		info, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if info.ModTime().After(racyAfter) {
-			return errRacy
-		}
-		fmt.Fprintf(h, "content %s %d %d %s\n", filepath.ToSlash(rel), info.Size(), info.ModTime().UnixNano(), info.Mode())
 		return nil
 	})
-	return err == nil
+	if err != nil {
+		return false
+	}
+	// os.Stat follows a symlink to the file Load would read.
+	infos, errs := osfile.StatAll(files, true)
+	i := 0
+	for _, e := range entries {
+		if e.folder {
+			// A folder's own mtime only says its entries changed, and they are
+			// hashed one by one.
+			fmt.Fprintf(h, "folder %s\n", e.rel)
+			continue
+		}
+		info, err := infos[i], errs[i]
+		i++
+		if err != nil || info.ModTime().After(racyAfter) {
+			return false
+		}
+		fmt.Fprintf(h, "content %s %d %d %s\n", e.rel, info.Size(), info.ModTime().UnixNano(), info.Mode())
+	}
+	return true
 }
-
-var errRacy = errors.New("modified too recently to be compared by mtime")
 
 // firstSeenFingerprint hashes every piece's first-seen time in the store, and
 // returns the newest of them too.

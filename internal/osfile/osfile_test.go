@@ -2,6 +2,7 @@ package osfile
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -84,4 +85,38 @@ func umask(t *testing.T) fs.FileMode {
 		t.Fatal(err)
 	}
 	return 0o777 &^ info.Mode().Perm()
+}
+
+func TestStatAll(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i := range 700 { // several goroutines' worth
+		p := filepath.Join(dir, fmt.Sprintf("f%03d", i))
+		if err := os.WriteFile(p, make([]byte, i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(paths[5], link); err != nil {
+		t.Fatal(err)
+	}
+	paths = append(paths, filepath.Join(dir, "missing"), link)
+	for _, follow := range []bool{false, true} {
+		infos, errs := StatAll(paths, follow)
+		for i := range 700 {
+			if errs[i] != nil || infos[i].Size() != int64(i) {
+				t.Fatalf("follow=%v: %s: %v, %v", follow, paths[i], infos[i], errs[i])
+			}
+		}
+		if !errors.Is(errs[700], fs.ErrNotExist) {
+			t.Errorf("missing file: %v", errs[700])
+		}
+		if isLink := infos[701].Mode()&fs.ModeSymlink != 0; isLink == follow {
+			t.Errorf("follow=%v: symlink mode %v", follow, infos[701].Mode())
+		}
+	}
+	if infos, errs := StatAll(nil, false); len(infos) != 0 || len(errs) != 0 {
+		t.Error("no paths, yet results")
+	}
 }

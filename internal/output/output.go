@@ -16,12 +16,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"publisher/internal/osfile"
 )
@@ -479,24 +477,11 @@ func Snapshot(dir string) (string, error) {
 			names = append(names, name)
 		}
 	}
-	// 10,000 stats on one core are most of a no-op run and the tail of a build:
-	// spread them, then hash in the manifest's order.
-	infos := make([]fs.FileInfo, len(names))
-	errs := make([]error, len(names))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(2*runtime.GOMAXPROCS(0), len(names)/256+1) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(names) {
-					return
-				}
-				infos[i], errs[i] = os.Lstat(filepath.Join(dir, filepath.FromSlash(names[i])))
-			}
-		})
+	paths := make([]string, len(names))
+	for i, name := range names {
+		paths[i] = filepath.Join(dir, filepath.FromSlash(name))
 	}
-	wg.Wait()
+	infos, errs := osfile.StatAll(paths, false)
 	h := sha256.New()
 	h.Write(data)
 	for i, name := range names {

@@ -130,6 +130,7 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
 	}
 	var entries []entry
 	var files []string
+	dir = filepath.Clean(dir)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -140,8 +141,12 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
 			}
 			return nil
 		}
-		rel, _ := filepath.Rel(dir, p)
-		entries = append(entries, entry{filepath.ToSlash(rel), d.IsDir()})
+		rel := "."
+		if p != dir {
+			// WalkDir's paths are filepath.Join(dir, …), and dir is clean.
+			rel = filepath.ToSlash(strings.TrimPrefix(strings.TrimPrefix(p, dir), string(filepath.Separator)))
+		}
+		entries = append(entries, entry{rel, d.IsDir()})
 		if !d.IsDir() {
 			files = append(files, p)
 		}
@@ -152,12 +157,15 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
 	}
 	// os.Stat follows a symlink to the file Load would read.
 	infos, errs := osfile.StatAll(files, true)
+	// One buffer for the lines, hashed at the end: fmt per line cost more than
+	// the stats.
+	buf := make([]byte, 0, 64*len(entries))
 	i := 0
 	for _, e := range entries {
 		if e.folder {
 			// A folder's own mtime only says its entries changed, and they are
 			// hashed one by one.
-			fmt.Fprintf(h, "folder %s\n", e.rel)
+			buf = append(append(append(buf, "folder "...), e.rel...), '\n')
 			continue
 		}
 		info, err := infos[i], errs[i]
@@ -165,8 +173,12 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
 		if err != nil || info.ModTime().After(racyAfter) {
 			return false
 		}
-		fmt.Fprintf(h, "content %s %d %d %s\n", e.rel, info.Size(), info.ModTime().UnixNano(), info.Mode())
+		buf = append(append(append(buf, "content "...), e.rel...), ' ')
+		buf = append(strconv.AppendInt(buf, info.Size(), 10), ' ')
+		buf = append(strconv.AppendInt(buf, info.ModTime().UnixNano(), 10), ' ')
+		buf = append(append(buf, info.Mode().String()...), '\n')
 	}
+	h.Write(buf)
 	return true
 }
 

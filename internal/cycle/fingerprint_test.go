@@ -1,6 +1,8 @@
 package cycle
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,5 +166,62 @@ func TestPendingDeliveriesAreSentWhenNothingChanged(t *testing.T) {
 	}
 	if !strings.Contains(b.lastBody("wait@example.org"), "Piece one") {
 		t.Error("the retried digest lacks its piece")
+	}
+}
+
+// The content's hash names files relative to the folder, however the folder is
+// spelled, and changes with any file's size or mtime, in subfolders too; a
+// file modified within the racy window makes it untrustworthy.
+func TestHashContent(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	for _, f := range []string{"a.md", "desk/b.txt", "desk/b.yaml", ".hidden/x.md", "c.md~"} {
+		p := filepath.Join(dir, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hashOf := func(d string) string {
+		h := sha256.New()
+		if !hashContent(h, d, time.Now().Add(-racyWindow)) {
+			t.Fatalf("hashContent(%s) refused", d)
+		}
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	first := hashOf(dir)
+	t.Chdir(filepath.Dir(dir))
+	for _, spelling := range []string{dir + "/", filepath.Base(dir), "./" + filepath.Base(dir) + "/"} {
+		if got := hashOf(spelling); got != first {
+			t.Errorf("%q hashes differently from %q", spelling, dir)
+		}
+	}
+	// A hidden or backup file is not content: changing it changes nothing.
+	if err := os.WriteFile(filepath.Join(dir, ".hidden", "x.md"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if hashOf(dir) != first {
+		t.Error("a hidden file changed the hash")
+	}
+	sub := filepath.Join(dir, "desk", "b.txt")
+	if err := os.WriteFile(sub, []byte("longer than before"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(sub, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if hashOf(dir) == first {
+		t.Error("a changed file in a subfolder left the hash as it was")
+	}
+	if err := os.Chtimes(sub, time.Now(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if hashContent(sha256.New(), dir, time.Now().Add(-racyWindow)) {
+		t.Error("a file modified just now was trusted")
 	}
 }

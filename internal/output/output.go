@@ -482,15 +482,18 @@ func Snapshot(dir string) (string, error) {
 		paths[i] = filepath.Join(dir, filepath.FromSlash(name))
 	}
 	infos, errs := osfile.StatAll(paths, false)
-	h := sha256.New()
-	h.Write(data)
+	buf := make([]byte, 0, len(data)+64*len(names))
+	buf = append(buf, data...)
 	for i, name := range names {
 		if errs[i] != nil {
 			return "", fmt.Errorf("output: %w", errs[i])
 		}
 		info := infos[i]
-		h.Write([]byte(name + "\x00" + strconv.FormatInt(info.Size(), 10) + "\x00" +
-			strconv.FormatInt(info.ModTime().UnixNano(), 10) + "\x00" + info.Mode().String() + "\n"))
+		buf = append(append(buf, name...), 0)
+		buf = append(strconv.AppendInt(buf, info.Size(), 10), 0)
+		buf = append(strconv.AppendInt(buf, info.ModTime().UnixNano(), 10), 0)
+		buf = append(append(buf, info.Mode().String()...), '\n')
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:]), nil
 }

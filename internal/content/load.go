@@ -29,6 +29,11 @@ type Options struct {
 	// and archive pages do not): the plain text of every piece is a third of
 	// what the pieces hold.
 	SkipText bool
+	// Files, when not nil, are the files under the folder, slash-separated and
+	// relative to it, from a walk the caller made anyway (with hidden files and
+	// folders, and names ending in ~, left out as Load leaves them out). Load
+	// then does not walk the folder again.
+	Files []string
 }
 
 // Load reads every piece under dir (subfolders included): .md files (Markdown
@@ -44,8 +49,19 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	files, problems, err := listFiles(dir)
-	if err != nil {
+	var (
+		files    []string
+		problems []Problem
+		err      error
+	)
+	if opts.Files != nil {
+		for _, f := range opts.Files {
+			if !isHousekeeping(path.Base(f)) {
+				files = append(files, f)
+			}
+		}
+		sort.Strings(files)
+	} else if files, problems, err = listFiles(dir); err != nil {
 		return nil, nil, err
 	}
 

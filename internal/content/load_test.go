@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -275,5 +276,49 @@ func TestLoadSkipTextChangesOnlyText(t *testing.T) {
 				t.Errorf("%s: %s differs beyond Text:\n full %+v\n skip %+v", d, f.File, f, skipped[i])
 			}
 		}
+	}
+}
+
+// A caller that walked the folder already hands its list over: the same pieces
+// and problems come back as from Load's own walk, whatever the list's order.
+func TestLoadWithFilesGiven(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"b.md":           "---\ntitle: B\nslug: same\n---\nBody of b.\n",
+		"a/z.md":         "---\ntitle: Z\nslug: same\n---\nBody of z, first in path order.\n",
+		"a.md":           "---\ntitle: A\n---\nBody of a.\n",
+		"wire.txt":       "Ana Babić\nA plain-text body.\n",
+		"wire.yaml":      "title: Wire\n",
+		"orphan.yaml":    "title: Nobody\n",
+		"README.md":      "Notes for the desk.\n",
+		"notes.docx":     "not a piece",
+		"desk/LICENSE":   "all rights",
+		"desk/draft.md":  "---\ntitle: Draft\ndraft: true\n---\nNot yet.\n",
+		"desk/broken.md": "---\ntitle: [unclosed\n---\nBody.\n",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	walked, walkedProblems, err := Load(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []string{"wire.yaml", "desk/broken.md", "README.md", "a/z.md", "notes.docx", "b.md", "orphan.yaml",
+		"desk/LICENSE", "a.md", "desk/draft.md", "wire.txt"}
+	given, givenProblems, err := Load(context.Background(), dir, Options{Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(walked, given) || !reflect.DeepEqual(walkedProblems, givenProblems) {
+		t.Errorf("with the files given:\n%v\n%v\nwalked:\n%v\n%v", given, givenProblems, walked, walkedProblems)
+	}
+	// a.md, wire.txt, and a/z.md, which takes "same" from b.md by path order.
+	if len(walked) != 3 || len(walkedProblems) < 4 || !slices.ContainsFunc(walked, func(p Piece) bool { return p.Slug == "same" && p.File == "a/z.md" }) {
+		t.Errorf("%d pieces, %d problems: the fixture is not what the test thinks", len(walked), len(walkedProblems))
 	}
 }

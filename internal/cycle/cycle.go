@@ -313,7 +313,7 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 		snap, err := output.Snapshot(r.cfg.Output.Dir)
 		snapshot <- outputSnapshot{snap, err}
 	}()
-	inputs := r.inputsFingerprint()
+	inputs, contentFiles := r.inputsFingerprint()
 	var newest time.Time // the latest first-seen time, when the build is skipped
 	if st, ok := r.unchangedBuild(ctx, inputs, snapshot); ok {
 		newest = st.Newest
@@ -326,7 +326,7 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 		r.log.Info("nothing changed since the last build: feeds and archive left as they are", "pieces", st.Pieces)
 	} else {
 		var err error
-		if pieces, err = r.build(ctx, sum, inputs, opts.BuildOnly); err != nil {
+		if pieces, err = r.build(ctx, sum, inputs, contentFiles, opts.BuildOnly); err != nil {
 			return sum, err
 		}
 	}
@@ -402,9 +402,10 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 // handed to the writer as it is rendered, so the output is never held whole.
 // With buildOnly the pieces come without their plain text.
 // inputs is the fingerprint taken before loading; a complete build records it.
-func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, buildOnly bool) ([]content.Piece, error) {
+// files are the content files the fingerprint's walk found (nil: walk again).
+func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files []string, buildOnly bool) ([]content.Piece, error) {
 	// Only the digests read the pieces' plain text.
-	pieces, err := r.loadPieces(ctx, sum, true, !buildOnly)
+	pieces, err := r.loadPieces(ctx, sum, true, !buildOnly, files)
 	if err != nil {
 		return nil, err
 	}
@@ -513,13 +514,14 @@ func (r *Runner) keepLease(ctx context.Context, stop context.CancelCauseFunc, do
 // record is set; otherwise unseen pieces count as seen now), and returns the pieces
 // newest first.
 func (r *Runner) Pieces(ctx context.Context, sum *Summary, record bool) ([]content.Piece, error) {
-	return r.loadPieces(ctx, sum, record, true)
+	return r.loadPieces(ctx, sum, record, true, nil)
 }
 
 // loadPieces is Pieces; without withText the pieces' plain text is left out
-// (a build alone never reads it).
-func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText bool) ([]content.Piece, error) {
-	pieces, problems, err := content.Load(ctx, r.cfg.Content.Dir, content.Options{MaxBytes: r.cfg.Content.MaxBytes, SkipText: !withText})
+// (a build alone never reads it). files, when not nil, are the content files
+// already listed (content.Options.Files).
+func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText bool, files []string) ([]content.Piece, error) {
+	pieces, problems, err := content.Load(ctx, r.cfg.Content.Dir, content.Options{MaxBytes: r.cfg.Content.MaxBytes, SkipText: !withText, Files: files})
 	sum.PiecesRead = true
 	sum.ContentProblems = problems
 	r.logProblems(problems)

@@ -59,27 +59,31 @@ func (r *Runner) buildStatePath() string {
 // inputsFingerprint hashes what the build is made from. It returns "" when the
 // content cannot be trusted to be unchanged by its mtimes (a file modified within
 // racyWindow, or a file that cannot be read): such a build is never skipped.
-func (r *Runner) inputsFingerprint() string {
+// files lists the content folder's files as the walk found them (slash-separated,
+// relative), for the build to load without walking the folder again; nil when
+// the folder was not walked.
+func (r *Runner) inputsFingerprint() (fingerprint string, files []string) {
 	h := sha256.New()
 	fmt.Fprintf(h, "publisher build state 1\n")
 	if !hashBinary(h) {
-		return ""
+		return "", nil
 	}
 	// The sections the feeds and archive are rendered from; the others (mail,
 	// subscribers, schedule) do not change a byte of the output.
 	settings, err := json.Marshal([]any{r.cfg.Site, r.cfg.Content, r.cfg.Output, r.cfg.Templates, r.cfg.Feed})
 	if err != nil {
-		return ""
+		return "", nil
 	}
 	h.Write(settings)
 	h.Write([]byte{'\n'})
 	if r.templates != nil && !hashTemplates(h, r.templates) {
-		return ""
+		return "", nil
 	}
-	if !hashContent(h, r.cfg.Content.Dir, time.Now().Add(-racyWindow)) {
-		return ""
+	ok, files := hashContent(h, r.cfg.Content.Dir, time.Now().Add(-racyWindow))
+	if !ok {
+		return "", files
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)), files
 }
 
 // hashBinary identifies the running program: a rebuilt binary may render differently.
@@ -123,13 +127,15 @@ func hashTemplates(h hash.Hash, templates fs.FS) bool {
 // hashContent hashes the name, size, mtime and mode of every file under dir that
 // content.Load could read (hidden files and folders are skipped, as Load skips
 // them). It reports false when a file changed after racyAfter or cannot be read.
-func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
+// files are those files' paths, relative to dir and slash-separated, or nil when
+// dir could not be walked.
+func hashContent(h hash.Hash, dir string, racyAfter time.Time) (ok bool, files []string) {
 	type entry struct {
 		rel    string
 		folder bool
 	}
 	var entries []entry
-	var files []string
+	var paths []string
 	dir = filepath.Clean(dir)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -148,15 +154,16 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
 		}
 		entries = append(entries, entry{rel, d.IsDir()})
 		if !d.IsDir() {
-			files = append(files, p)
+			paths = append(paths, p)
+			files = append(files, rel)
 		}
 		return nil
 	})
 	if err != nil {
-		return false
+		return false, nil
 	}
 	// os.Stat follows a symlink to the file Load would read.
-	infos, errs := osfile.StatAll(files, true)
+	infos, errs := osfile.StatAll(paths, true)
 	// One buffer for the lines, hashed at the end: fmt per line cost more than
 	// the stats.
 	buf := make([]byte, 0, 64*len(entries))
@@ -171,7 +178,7 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
 		info, err := infos[i], errs[i]
 		i++
 		if err != nil || info.ModTime().After(racyAfter) {
-			return false
+			return false, files
 		}
 		buf = append(append(append(buf, "content "...), e.rel...), ' ')
 		buf = append(strconv.AppendInt(buf, info.Size(), 10), ' ')
@@ -179,7 +186,7 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) bool {
 		buf = append(append(buf, info.Mode().String()...), '\n')
 	}
 	h.Write(buf)
-	return true
+	return true, files
 }
 
 // firstSeenFingerprint hashes every piece's first-seen time in the store, and

@@ -282,8 +282,7 @@ func TestLoadSkipTextChangesOnlyText(t *testing.T) {
 // A caller that walked the folder already hands its list over: the same pieces
 // and problems come back as from Load's own walk, whatever the list's order.
 func TestLoadWithFilesGiven(t *testing.T) {
-	dir := t.TempDir()
-	for name, src := range map[string]string{
+	dir := writeTree(t, map[string]string{
 		"b.md":           "---\ntitle: B\nslug: same\n---\nBody of b.\n",
 		"a/z.md":         "---\ntitle: Z\nslug: same\n---\nBody of z, first in path order.\n",
 		"a.md":           "---\ntitle: A\n---\nBody of a.\n",
@@ -295,15 +294,7 @@ func TestLoadWithFilesGiven(t *testing.T) {
 		"desk/LICENSE":   "all rights",
 		"desk/draft.md":  "---\ntitle: Draft\ndraft: true\n---\nNot yet.\n",
 		"desk/broken.md": "---\ntitle: [unclosed\n---\nBody.\n",
-	} {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	walked, walkedProblems, err := Load(context.Background(), dir, Options{})
 	if err != nil {
 		t.Fatal(err)

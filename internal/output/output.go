@@ -32,6 +32,9 @@ const ManifestName = ".publisher-manifest"
 type File struct {
 	Path string
 	Data []byte
+	// Release, when set, is called once Data is no longer needed (written,
+	// found unchanged, or refused), so that its producer can reuse the buffer.
+	Release func()
 }
 
 // Stats counts what one Write did.
@@ -88,8 +91,9 @@ type Writer struct {
 }
 
 type job struct {
-	name string
-	data []byte
+	name    string
+	data    []byte
+	release func()
 }
 
 // NewWriter opens dir (creating it) and starts the writers.
@@ -138,15 +142,21 @@ func (w *Writer) Add(f File) {
 	if err != nil {
 		w.errs = append(w.errs, fmt.Errorf("output: %q: %w", f.Path, err))
 		w.mu.Unlock()
+		if f.Release != nil {
+			f.Release()
+		}
 		return
 	}
 	w.mu.Unlock()
-	w.jobs <- job{name: name, data: f.Data}
+	w.jobs <- job{name: name, data: f.Data, release: f.Release}
 }
 
 func (w *Writer) work() {
 	for j := range w.jobs {
 		changed, err := w.writeIfChanged(j.name, j.data)
+		if j.release != nil {
+			j.release()
+		}
 		w.mu.Lock()
 		switch {
 		case err != nil:

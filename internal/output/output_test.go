@@ -215,11 +215,20 @@ func TestWriterTakesFilesOneByOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One buffer, lent to each file in turn: the writer must be done with it
+	// (Release) before it is filled again.
+	buf := make([]byte, 0, 64)
+	free := make(chan struct{}, 1)
+	release := func() { free <- struct{}{} }
 	for i := range 50 {
-		w.Add(File{Path: fmt.Sprintf("pieces/p%02d/index.html", i), Data: []byte(strings.Repeat("x", i))})
+		buf = append(buf[:0], strings.Repeat("x", i)...)
+		w.Add(File{Path: fmt.Sprintf("pieces/p%02d/index.html", i), Data: buf, Release: release})
+		<-free
 	}
-	w.Add(File{Path: "keep.xml", Data: []byte("k")})
-	w.Add(File{Path: "../out.txt", Data: []byte("no")})
+	w.Add(File{Path: "keep.xml", Data: []byte("k"), Release: release})
+	<-free
+	w.Add(File{Path: "../out.txt", Data: []byte("no"), Release: release})
+	<-free // refused, and released all the same
 	st, err := w.Close()
 	if err == nil || !strings.Contains(err.Error(), "../out.txt") {
 		t.Fatalf("a bad path was not reported: %v", err)

@@ -75,12 +75,16 @@ func ParsePlainText(file string, data, sidecar []byte) (Piece, []Problem) {
 	lines = stripSignature(lines, p.Authors)
 
 	var htmlBody, text strings.Builder
+	htmlBody.Grow(len(data) + 8*len(lines))
+	text.Grow(len(data) + len(lines))
 	for i, l := range lines {
 		if i > 0 {
 			htmlBody.WriteByte('\n')
 			text.WriteString("\n\n")
 		}
-		htmlBody.WriteString("<p>" + html.EscapeString(l.text) + "</p>")
+		htmlBody.WriteString("<p>")
+		htmlBody.WriteString(html.EscapeString(l.text))
+		htmlBody.WriteString("</p>")
 		text.WriteString(l.text)
 	}
 	p.HTML, p.Text = htmlBody.String(), text.String()

@@ -153,7 +153,9 @@ type parsed struct {
 // parseFile reads and parses one piece file and its sidecar. sidecars is only read.
 func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes int64) parsed {
 	var r parsed
-	data, prob := readLimited(dir, f, maxBytes)
+	// The bytes read are not kept past this call (every string of a piece is
+	// its own copy), so each worker reads every file into the same buffers.
+	data, prob := readLimited(&ps.fileBuf, dir, f, maxBytes)
 	if prob != nil {
 		r.problems = []Problem{*prob}
 		return r
@@ -161,7 +163,7 @@ func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes in
 	var sidecar []byte
 	if sc := sidecarName(f); hasKey(sidecars, sc) {
 		r.sidecar = sc
-		if sidecar, prob = readLimited(dir, sc, maxBytes); prob != nil {
+		if sidecar, prob = readLimited(&ps.sidecarBuf, dir, sc, maxBytes); prob != nil {
 			r.problems = []Problem{*prob, {File: f, Severity: Error, Message: fmt.Sprintf("not published: its sidecar %s cannot be used", sc)}}
 			return r
 		}
@@ -253,9 +255,10 @@ func isHousekeeping(name string) bool {
 	return upper == "README" || upper == "LICENSE" || upper == "LICENCE"
 }
 
-// readLimited reads dir/rel unless it is larger than maxBytes, which it learns
+// readLimited reads dir/rel into buf unless it is larger than maxBytes, which it learns
 // without reading the file: a huge file must not be pulled into memory.
-func readLimited(dir, rel string, maxBytes int64) ([]byte, *Problem) {
+// The bytes returned are buf's: good until buf is used again.
+func readLimited(buf *bytes.Buffer, dir, rel string, maxBytes int64) ([]byte, *Problem) {
 	fail := func(format string, args ...any) *Problem {
 		return &Problem{File: rel, Severity: Error, Message: fmt.Sprintf(format, args...)}
 	}
@@ -277,7 +280,7 @@ func readLimited(dir, rel string, maxBytes int64) ([]byte, *Problem) {
 	// The file may grow between Stat and Read: read one byte past the limit to
 	// know. Room for the size found (and the read that finds the end) saves
 	// growing the buffer, and a read call each time.
-	var buf bytes.Buffer
+	buf.Reset()
 	buf.Grow(int(info.Size()) + bytes.MinRead)
 	if _, err := buf.ReadFrom(io.LimitReader(f, maxBytes+1)); err != nil {
 		return nil, fail("cannot read: %v", unwrapPath(err))

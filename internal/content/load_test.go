@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -227,7 +228,8 @@ func TestReadLimitedDoesNotReadPastTheLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	data, prob := readLimited(dir, "huge.md", DefaultMaxBytes)
+	var buf bytes.Buffer
+	data, prob := readLimited(&buf, dir, "huge.md", DefaultMaxBytes)
 	if prob == nil || data != nil || !strings.Contains(prob.Message, "too large: 8589934592 bytes") {
 		t.Errorf("prob = %v, len(data) = %d", prob, len(data))
 	}

@@ -20,6 +20,8 @@ type parser struct {
 	// skipText leaves Piece.Text empty (Options.SkipText) and works out only
 	// the lede.
 	skipText bool
+	// fileBuf and sidecarBuf hold the file being parsed (see parseFile).
+	fileBuf, sidecarBuf bytes.Buffer
 }
 
 func newParser() *parser {

@@ -96,15 +96,24 @@ func finish(p *Piece, file string, bodyLine int) []Problem {
 			Message: fmt.Sprintf("no title: derived from the lede: %q", p.Title)})
 	}
 	if p.Slug == "" {
-		base := path.Base(file)
-		p.Slug = Slugify(strings.TrimSuffix(base, path.Ext(base)))
+		p.Slug = slugOf(p, file)
 		if p.Slug == "" {
 			problems = append(problems, Problem{File: file, Severity: Error,
-				Message: fmt.Sprintf("file name %q gives an empty slug: rename the file or set slug:", base)})
+				Message: fmt.Sprintf("file name %q gives an empty slug: rename the file or set slug:", path.Base(file))})
 		}
 	}
 	p.ID = p.Slug
 	return problems
+}
+
+// slugOf is the piece's slug: the one its front matter or sidecar gave, else
+// its file name's.
+func slugOf(p *Piece, file string) string {
+	if p.Slug != "" {
+		return p.Slug
+	}
+	base := path.Base(file)
+	return Slugify(strings.TrimSuffix(base, path.Ext(base)))
 }
 
 func hasError(problems []Problem) bool {

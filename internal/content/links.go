@@ -95,6 +95,16 @@ func ResolveLinks(body string, base *url.URL) (string, error) {
 	return b.String(), nil
 }
 
+// PieceHTML is p's body with its links absolute against base, the URL the
+// piece is read at: as loaded when Load made them absolute against that same
+// URL (Options.LinkBase), else resolved now with ResolveLinks.
+func PieceHTML(p *Piece, base *url.URL) (string, error) {
+	if p.LinksBase != "" && base != nil && p.LinksBase == base.String() {
+		return p.HTML, nil
+	}
+	return ResolveLinks(p.HTML, base)
+}
+
 func resolveParsed(body string, base *url.URL) (string, error) {
 	nodes, err := parseFragment(body)
 	if err != nil {

@@ -1,6 +1,7 @@
 package content
 
 import (
+	"context"
 	"net/url"
 	"strings"
 	"testing"
@@ -129,5 +130,62 @@ func TestParseMarkdownBalancesRawHTML(t *testing.T) {
 	}
 	if !strings.Contains(p.HTML, "<p>Before.</p>") || !strings.Contains(p.HTML, "cell") {
 		t.Errorf("HTML lost content: %q", p.HTML)
+	}
+}
+
+// With a LinkBase, a body's links are made absolute as it loads: the HTML, the
+// plain text (an email's text part) and the lede all carry absolute URLs, and
+// PieceHTML has nothing left to do for that base.
+func TestLoadResolvesLinksAgainstLinkBase(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"gauge.md": "---\ntitle: Gauge\n---\nSee [the note](notes/gauge.html) and ![map](map.png) or [the desk](https://desk.example.org/).\n",
+		"wire.txt": "Ana Babić\nA plain-text body with notes/gauge.html in it.\n",
+	})
+	site, _ := url.Parse("https://archive.example.org/analysis/")
+	base := func(slug string) *url.URL { return site.ResolveReference(&url.URL{Path: "pieces/" + slug + "/"}) }
+	pieces, problems, err := Load(context.Background(), dir, Options{LinkBase: base})
+	if err != nil || hasError(problems) {
+		t.Fatal(err, problems)
+	}
+	byID := map[string]Piece{}
+	for _, p := range pieces {
+		byID[p.ID] = p
+	}
+	md := byID["gauge"]
+	for _, want := range []string{`href="https://archive.example.org/analysis/pieces/gauge/notes/gauge.html"`, `src="https://archive.example.org/analysis/pieces/gauge/map.png"`, `href="https://desk.example.org/"`} {
+		if !strings.Contains(md.HTML, want) {
+			t.Errorf("HTML lacks %s:\n%s", want, md.HTML)
+		}
+	}
+	if want := "the note (https://archive.example.org/analysis/pieces/gauge/notes/gauge.html)"; !strings.Contains(md.Text, want) || !strings.Contains(md.Lede, want) {
+		t.Errorf("text %q / lede %q lack %q", md.Text, md.Lede, want)
+	}
+	if md.LinksBase != base("gauge").String() || byID["wire"].LinksBase != base("wire").String() {
+		t.Errorf("LinksBase %q, %q", md.LinksBase, byID["wire"].LinksBase)
+	}
+	if got, err := PieceHTML(&md, base("gauge")); err != nil || got != md.HTML {
+		t.Errorf("PieceHTML against the load's base changed the body: %v", err)
+	}
+	// Another base finds the links absolute already and leaves them.
+	other, _ := url.Parse("https://mirror.example.net/p/gauge/")
+	if got, _ := PieceHTML(&md, other); strings.Contains(got, "mirror.example.net") || !strings.Contains(got, "archive.example.org") {
+		t.Errorf("PieceHTML against another base: %s", got)
+	}
+
+	// Without a LinkBase the body keeps its links as written.
+	plain, _, err := Load(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range plain {
+		if p.LinksBase != "" || (p.ID == "gauge" && !strings.Contains(p.HTML, `href="notes/gauge.html"`)) {
+			t.Errorf("%s: LinksBase %q, HTML %s", p.ID, p.LinksBase, p.HTML)
+		}
+		if p.ID == "gauge" {
+			got, err := PieceHTML(&p, base("gauge"))
+			if err != nil || got != md.HTML {
+				t.Errorf("PieceHTML resolving now:\n%s\nwant the body resolved at load:\n%s", got, md.HTML)
+			}
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -29,6 +30,12 @@ type Options struct {
 	// and archive pages do not): the plain text of every piece is a third of
 	// what the pieces hold.
 	SkipText bool
+	// LinkBase, when set, gives the URL a piece's page is read at (from its
+	// slug): each body's relative links and images are made absolute against it
+	// as the piece is loaded, in the parse that loading needs anyway, and its
+	// plain text carries them absolute too. Piece.LinksBase records it, and
+	// PieceHTML then has nothing left to do for that URL.
+	LinkBase func(slug string) *url.URL
 	// Files, when not nil, are the files under the folder, slash-separated and
 	// relative to it, from a walk the caller made anyway (with hidden files and
 	// folders, and names ending in ~, left out as Load leaves them out). Load
@@ -90,6 +97,7 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 		wg.Go(func() {
 			ps := newParser()
 			ps.skipText = opts.SkipText
+			ps.linkBase = opts.LinkBase
 			for i := range next {
 				results[i] = ps.parseFile(dir, pieceFiles[i], sidecars, maxBytes)
 				if opts.SkipText {
@@ -175,6 +183,10 @@ func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes in
 		r.piece, r.problems = ps.parseMarkdown(f, data, sidecar)
 	} else {
 		r.piece, r.problems = ParsePlainText(f, data, sidecar)
+		// A plain-text body is paragraphs of escaped text: no link to resolve.
+		if base := ps.base(r.piece.Slug); base != nil {
+			r.piece.LinksBase = base.String()
+		}
 	}
 	r.ok = !hasError(r.problems) && !r.piece.Draft
 	r.piece.compact()
@@ -186,7 +198,7 @@ func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes in
 // whole file alive, and a body built in a growing buffer holds up to twice its length.
 func (p *Piece) compact() {
 	for _, s := range []*string{&p.Title, &p.Summary, &p.CanonicalURL, &p.Image, &p.HTML, &p.Text, &p.Lede,
-		&p.Source.Name, &p.Source.URL} {
+		&p.Source.Name, &p.Source.URL, &p.LinksBase} {
 		*s = strings.Clone(*s)
 	}
 	for i := range p.Authors {

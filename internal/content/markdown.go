@@ -3,6 +3,7 @@ package content
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -22,6 +23,20 @@ type parser struct {
 	skipText bool
 	// fileBuf and sidecarBuf hold the file being parsed (see parseFile).
 	fileBuf, sidecarBuf bytes.Buffer
+	// linkBase is Options.LinkBase.
+	linkBase func(slug string) *url.URL
+}
+
+// base is the absolute URL a piece with this slug is read at, or nil when
+// links are left as written.
+func (ps *parser) base(slug string) *url.URL {
+	if ps.linkBase == nil || slug == "" {
+		return nil
+	}
+	if u := ps.linkBase(slug); u != nil && u.IsAbs() {
+		return u
+	}
+	return nil
 }
 
 func newParser() *parser {
@@ -73,6 +88,12 @@ func (ps *parser) parseMarkdown(file string, data, sidecar []byte) (Piece, []Pro
 	// the one parse that finds the text also writes the body back balanced.
 	nodes, err := parseFragment(sanitized)
 	if err == nil {
+		if base := ps.base(slugOf(&p, file)); base != nil {
+			for _, n := range nodes {
+				resolveNode(n, base)
+			}
+			p.LinksBase = base.String()
+		}
 		if ps.skipText {
 			p.Lede = nodesLede(nodes)
 		} else {

@@ -45,8 +45,12 @@ type Piece struct {
 	Draft        bool
 
 	// HTML is the sanitised body. Links in it may still be relative to the
-	// piece; renderers make them absolute.
+	// piece (see LinksBase); renderers make them absolute (PieceHTML).
 	HTML string
+	// LinksBase is the URL the body's relative links and images were made
+	// absolute against as the piece was loaded (Options.LinkBase); empty when
+	// they were left as written.
+	LinksBase string
 	// Text is the body as plain text, one paragraph per blank-line-separated block.
 	Text string
 	// Lede is the first paragraph of the body as plain text.

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	netmail "net/mail"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -521,7 +522,14 @@ func (r *Runner) Pieces(ctx context.Context, sum *Summary, record bool) ([]conte
 // (a build alone never reads it). files, when not nil, are the content files
 // already listed (content.Options.Files).
 func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText bool, files []string) ([]content.Piece, error) {
-	pieces, problems, err := content.Load(ctx, r.cfg.Content.Dir, content.Options{MaxBytes: r.cfg.Content.MaxBytes, SkipText: !withText, Files: files})
+	opts := content.Options{MaxBytes: r.cfg.Content.MaxBytes, SkipText: !withText, Files: files}
+	// Links are made absolute as the pieces load, against each piece's page:
+	// the archive, the feeds and the emails all resolve them there, and the
+	// plain text of the emails then carries absolute URLs too.
+	if base, err := feed.ParseBase(r.cfg.Site.BaseURL); err == nil {
+		opts.LinkBase = func(slug string) *url.URL { return feed.PieceURL(base, slug) }
+	}
+	pieces, problems, err := content.Load(ctx, r.cfg.Content.Dir, opts)
 	sum.PiecesRead = true
 	sum.ContentProblems = problems
 	r.logProblems(problems)

@@ -3,6 +3,10 @@ package cycle
 import (
 	"context"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	gomail "net/mail"
 	"os"
 	"path/filepath"
 	"slices"
@@ -227,5 +231,55 @@ func TestSuppressedBeforeSendIsSkipped(t *testing.T) {
 	sum, got := b.run()
 	if sum.Sent != 1 || sum.Skipped != 1 || len(got["leave@example.org"]) != 0 || len(got["stay@example.org"]) != 1 {
 		t.Fatalf("after the unsubscribe: %+v %v", sum, got)
+	}
+}
+
+// A piece's relative link points at its page's folder everywhere it goes: the
+// archive page, the feed and both parts of the email, the plain text included.
+func TestRelativeLinksAreAbsoluteEverywhere(t *testing.T) {
+	b := newBench(t, vilnius(t, "2026-11-26 12:00"))
+	b.write("content/gauge.md", "---\ntitle: Gauge\ndate: 2026-11-25\n---\n\nRead [the note](notes/gauge.html) first.\n")
+	b.write("subscribers/list.csv", "email,name,cadence\nreader@example.org,Reader,immediate\n")
+	if sum, _ := b.run(); sum.Sent != 1 {
+		t.Fatalf("sent %d", sum.Sent)
+	}
+	const abs = "https://desk.example.org/pieces/gauge/notes/gauge.html"
+	page, _ := b.output("pieces/gauge/index.html")
+	feedXML, _ := b.output("feed.xml")
+	if !strings.Contains(page, `href="`+abs+`"`) || !strings.Contains(feedXML, abs) {
+		t.Errorf("archive page or feed lacks %s", abs)
+	}
+	msg, err := gomail.ReadMessage(strings.NewReader(b.lastBody("reader@example.org")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, _ := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	parts := multipart.NewReader(msg.Body, params["boundary"])
+	seen := 0
+	for {
+		part, err := parts.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(part) // quoted-printable is decoded by the reader
+		ct, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type"))
+		switch ct {
+		case "text/plain":
+			seen++
+			if !strings.Contains(string(data), "the note ("+abs+")") {
+				t.Errorf("text part lacks the absolute link:\n%s", data)
+			}
+		case "text/html":
+			seen++
+			if !strings.Contains(string(data), `href="`+abs+`"`) {
+				t.Errorf("HTML part lacks the absolute link")
+			}
+		}
+	}
+	if seen != 2 {
+		t.Errorf("%d text parts checked, want 2", seen)
 	}
 }

@@ -450,7 +450,7 @@ func (r *Renderer) item(p *content.Piece) item {
 		if u, err := url.Parse(it.URL); err == nil {
 			// A body whose links cannot be resolved is left out: the summary and
 			// the link to the piece still carry the news.
-			if body, err := content.ResolveLinks(p.HTML, u); err == nil {
+			if body, err := content.PieceHTML(p, u); err == nil {
 				it.fullBody = htmltemplate.HTML(body) // sanitised by the content package
 				it.fullText = strings.TrimSpace(p.Text)
 			}

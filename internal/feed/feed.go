@@ -186,8 +186,7 @@ func newSite(opts Options) (*site, error) {
 // item works out everything the entries for p need. On a link-resolving
 // failure the piece still goes out, with its links as written.
 func (s *site) item(p *content.Piece) (item, error) {
-	dir := PieceDir(p.Slug)
-	pageURL := s.base.ResolveReference(&url.URL{Path: dir})
+	pageURL := PieceURL(s.base, p.Slug)
 	it := item{
 		piece:     p,
 		title:     p.Title,
@@ -211,7 +210,7 @@ func (s *site) item(p *content.Piece) (item, error) {
 			it.image = pageURL.ResolveReference(u).String()
 		}
 	}
-	body, err := content.ResolveLinks(p.HTML, pageURL)
+	body, err := content.PieceHTML(p, pageURL)
 	if err != nil {
 		body = p.HTML
 		err = fmt.Errorf("%s: feed: %w", p.File, err)

@@ -35,6 +35,12 @@ const DefaultItems = 50
 // PieceDir is the folder of a piece's archive page, relative to the output root.
 func PieceDir(slug string) string { return "pieces/" + slug + "/" }
 
+// PieceURL is the absolute URL of a piece's page on the site at base: what its
+// relative links are resolved against, in the archive, the feeds and emails.
+func PieceURL(base *url.URL, slug string) *url.URL {
+	return base.ResolveReference(&url.URL{Path: PieceDir(slug)})
+}
+
 // TopicDir is the folder of a topic's feeds and page, relative to the output root.
 func TopicDir(topicSlug string) string { return "topics/" + topicSlug + "/" }
 

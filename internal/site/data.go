@@ -155,7 +155,7 @@ func cadenceLabel(c string) string {
 
 // pieceView prepares one piece for the templates.
 func (s *Site) pieceView(p *content.Piece) pieceView {
-	pageURL := s.base.ResolveReference(&url.URL{Path: feed.PieceDir(p.Slug)})
+	pageURL := feed.PieceURL(s.base, p.Slug)
 	published, modified := p.Published().UTC(), p.Modified().UTC()
 	v := pieceView{
 		piece:     p,
@@ -215,7 +215,7 @@ func (s *Site) pieceView(p *content.Piece) pieceView {
 // resolvedBody is p's HTML with its links made absolute against pageURL. On error
 // the body keeps its links as they were.
 func resolvedBody(p *content.Piece, pageURL *url.URL) (template.HTML, error) {
-	body, err := content.ResolveLinks(p.HTML, pageURL)
+	body, err := content.PieceHTML(p, pageURL)
 	if err != nil {
 		body = p.HTML
 		err = fmt.Errorf("%s: site: %w", p.File, err)

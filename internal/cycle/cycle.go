@@ -321,7 +321,7 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 		sum.BuildSkipped = true
 		sum.Pieces = st.Pieces
 		sum.ContentProblems = st.Problems
-		r.logProblems(st.Problems)
+		r.logUnchangedProblems(st.Problems)
 		topics := st.Topics
 		r.topics.Store(&topics)
 		r.log.Info("nothing changed since the last build: feeds and archive left as they are", "pieces", st.Pieces)
@@ -632,6 +632,24 @@ func (r *Runner) logProblems(problems []content.Problem) {
 		} else {
 			r.log.Warn("content", "problem", p.String())
 		}
+	}
+}
+
+// logUnchangedProblems reports the problems of the content a skipped build
+// would have loaded: each error again (a piece is still not published), but the
+// warnings, which the build that found them logged one by one, as a count:
+// repeated on every run they would bury the rest of the log.
+func (r *Runner) logUnchangedProblems(problems []content.Problem) {
+	warnings := 0
+	for _, p := range problems {
+		if p.Severity == content.Error {
+			r.log.Error("content", "problem", p.String())
+		} else {
+			warnings++
+		}
+	}
+	if warnings > 0 {
+		r.log.Warn("content: warnings unchanged since the build that logged them; publisher check lists them", "warnings", warnings)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	gomail "net/mail"
@@ -32,6 +33,7 @@ type bench struct {
 	store *store.SQLite
 	srv   *smtptest.Server
 	now   time.Time
+	log   *slog.Logger // nil: the runner's default
 }
 
 func newBench(t *testing.T, now time.Time) *bench {
@@ -98,7 +100,7 @@ func (b *bench) run() (*Summary, map[string][]string) {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	r, err := New(Deps{Config: b.cfg, Store: b.store, Transport: tr, Templates: templates.Embedded(), Now: func() time.Time { return b.now }})
+	r, err := New(Deps{Config: b.cfg, Store: b.store, Transport: tr, Templates: templates.Embedded(), Now: func() time.Time { return b.now }, Logger: b.log})
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package cycle
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -229,5 +230,35 @@ func TestHashContent(t *testing.T) {
 	// The files the build will load without walking again: all but the hidden ones.
 	if want := []string{"a.md", "desk/b.txt", "desk/b.yaml"}; !slices.Equal(files, want) {
 		t.Errorf("files %q, want %q", files, want)
+	}
+}
+
+// A skipped build still reports each content error (those pieces are still not
+// published), but the warnings, logged one by one by the build that found
+// them, only as a count.
+func TestUnchangedRunReportsErrorsAndCountsWarnings(t *testing.T) {
+	b := newBench(t, vilnius(t, "2026-11-26 12:00"))
+	b.piece("fine", "A fine piece", "2026-11-25")
+	b.write("content/no-front-matter.md", "Just a body, so the title is derived.\n")
+	b.write("content/bad-date.md", "---\ntitle: Bad date\ndate: someday\n---\nBody.\n")
+	b.age(time.Hour)
+	var logs strings.Builder
+	b.log = slog.New(slog.NewTextHandler(&logs, nil))
+	if sum, _ := b.run(); sum.BuildSkipped {
+		t.Fatal("first run skipped the build")
+	}
+	first := logs.String()
+	if !strings.Contains(first, "bad-date.md") || !strings.Contains(first, "no-front-matter.md") {
+		t.Fatalf("the build did not log every problem:\n%s", first)
+	}
+	logs.Reset()
+	b.now = b.now.Add(time.Hour)
+	sum, _ := b.run()
+	if !sum.BuildSkipped || sum.ContentErrors() != 1 {
+		t.Fatalf("second run: skipped %v, %d errors", sum.BuildSkipped, sum.ContentErrors())
+	}
+	again := logs.String()
+	if !strings.Contains(again, "bad-date.md") || strings.Contains(again, "no-front-matter.md") || !strings.Contains(again, "warnings=2") {
+		t.Errorf("a skipped build should log the error and count the 2 warnings:\n%s", again)
 	}
 }

@@ -135,7 +135,6 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) (ok bool, files [
 		folder bool
 	}
 	var entries []entry
-	var paths []string
 	dir = filepath.Clean(dir)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -154,7 +153,6 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) (ok bool, files [
 		}
 		entries = append(entries, entry{rel, d.IsDir()})
 		if !d.IsDir() {
-			paths = append(paths, p)
 			files = append(files, rel)
 		}
 		return nil
@@ -162,8 +160,8 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) (ok bool, files [
 	if err != nil {
 		return false, nil
 	}
-	// os.Stat follows a symlink to the file Load would read.
-	infos, errs := osfile.StatAll(paths, true)
+	// Following a symlink to the file Load would read.
+	stats, errs := osfile.StatAll(dir, files, true)
 	// One buffer for the lines, hashed at the end: fmt per line cost more than
 	// the stats.
 	buf := make([]byte, 0, 64*len(entries))
@@ -175,15 +173,15 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) (ok bool, files [
 			buf = append(append(append(buf, "folder "...), e.rel...), '\n')
 			continue
 		}
-		info, err := infos[i], errs[i]
+		st, err := stats[i], errs[i]
 		i++
-		if err != nil || info.ModTime().After(racyAfter) {
+		if err != nil || st.ModTime.After(racyAfter) {
 			return false, files
 		}
 		buf = append(append(append(buf, "content "...), e.rel...), ' ')
-		buf = append(strconv.AppendInt(buf, info.Size(), 10), ' ')
-		buf = append(strconv.AppendInt(buf, info.ModTime().UnixNano(), 10), ' ')
-		buf = append(append(buf, info.Mode().String()...), '\n')
+		buf = append(strconv.AppendInt(buf, st.Size, 10), ' ')
+		buf = append(strconv.AppendInt(buf, st.ModTime.UnixNano(), 10), ' ')
+		buf = append(strconv.AppendUint(buf, uint64(st.Mode), 8), '\n')
 	}
 	h.Write(buf)
 	return true, files

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestOpenWriteReadRename(t *testing.T) {
@@ -89,34 +90,53 @@ func umask(t *testing.T) fs.FileMode {
 
 func TestStatAll(t *testing.T) {
 	dir := t.TempDir()
-	var paths []string
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	at := time.Date(2026, 11, 2, 3, 4, 5, 6000, time.UTC)
 	for i := range 700 { // several goroutines' worth
-		p := filepath.Join(dir, fmt.Sprintf("f%03d", i))
+		name := fmt.Sprintf("sub/f%03d", i)
+		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.WriteFile(p, make([]byte, i), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		paths = append(paths, p)
+		if err := os.Chtimes(p, at, at.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
 	}
-	link := filepath.Join(dir, "link")
-	if err := os.Symlink(paths[5], link); err != nil {
+	if err := os.Symlink("sub/f005", filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
 	}
-	paths = append(paths, filepath.Join(dir, "missing"), link)
-	for _, follow := range []bool{false, true} {
-		infos, errs := StatAll(paths, follow)
+	names = append(names, "missing", "link")
+	var linkModes [2]uint32
+	for k, follow := range []bool{false, true} {
+		stats, errs := StatAll(dir, names, follow)
 		for i := range 700 {
-			if errs[i] != nil || infos[i].Size() != int64(i) {
-				t.Fatalf("follow=%v: %s: %v, %v", follow, paths[i], infos[i], errs[i])
+			if errs[i] != nil || stats[i].Size != int64(i) || !stats[i].ModTime.Equal(at.Add(time.Duration(i)*time.Second)) {
+				t.Fatalf("follow=%v: %s: %+v, %v", follow, names[i], stats[i], errs[i])
+			}
+			if stats[i].Mode != stats[0].Mode {
+				t.Fatalf("two regular files of one mode differ: %o, %o", stats[i].Mode, stats[0].Mode)
 			}
 		}
-		if !errors.Is(errs[700], fs.ErrNotExist) {
+		var pe *fs.PathError
+		if !errors.Is(errs[700], fs.ErrNotExist) || !errors.As(errs[700], &pe) || pe.Path != filepath.Join(dir, "missing") {
 			t.Errorf("missing file: %v", errs[700])
 		}
-		if isLink := infos[701].Mode()&fs.ModeSymlink != 0; isLink == follow {
-			t.Errorf("follow=%v: symlink mode %v", follow, infos[701].Mode())
+		if follow && stats[701].Size != 5 {
+			t.Errorf("followed symlink: %+v", stats[701])
 		}
+		linkModes[k] = stats[701].Mode
 	}
-	if infos, errs := StatAll(nil, false); len(infos) != 0 || len(errs) != 0 {
-		t.Error("no paths, yet results")
+	if linkModes[0] == linkModes[1] {
+		t.Error("a symlink and the file it points to have one mode")
+	}
+	if stats, errs := StatAll(dir, nil, false); len(stats) != 0 || len(errs) != 0 {
+		t.Error("no names, yet results")
+	}
+	if _, errs := StatAll(filepath.Join(dir, "nowhere"), []string{"a"}, false); !errors.Is(errs[0], fs.ErrNotExist) {
+		t.Errorf("a missing folder: %v", errs[0])
 	}
 }

@@ -1,37 +1,53 @@
 package osfile
 
 import (
-	"io/fs"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// StatAll stats every path (os.Lstat, or os.Stat with follow) on every core:
-// a walk of 10,000 stats on one core is most of a no-op run. infos[i] and
-// errs[i] are paths[i]'s.
-func StatAll(paths []string, follow bool) (infos []fs.FileInfo, errs []error) {
-	stat := os.Lstat
-	if follow {
-		stat = os.Stat
+// Stat is what StatAll learns of one file: enough to tell whether it changed.
+type Stat struct {
+	Size    int64
+	ModTime time.Time
+	// Mode is the file's type and permission bits as the system gives them
+	// (st_mode on Linux, fs.FileMode elsewhere): for comparing, not decoding.
+	Mode uint32
+}
+
+// StatAll stats every name (slash-separated, relative to root) on every core,
+// following a final symlink when follow is set: a walk of 10,000 stats on one
+// core is most of a no-op run. stats[i] and errs[i] are names[i]'s; an error
+// is an *fs.PathError.
+func StatAll(root string, names []string, follow bool) (stats []Stat, errs []error) {
+	stats, errs = make([]Stat, len(names)), make([]error, len(names))
+	if len(names) == 0 {
+		return stats, errs
 	}
-	infos, errs = make([]fs.FileInfo, len(paths)), make([]error, len(paths))
+	st, err := newStatter(root, follow)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return stats, errs
+	}
+	defer st.close()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	// Small lists are not worth a goroutine each; system calls block their
 	// thread, so twice the cores keeps the cores busy.
-	for range min(2*runtime.GOMAXPROCS(0), len(paths)/256+1) {
+	for range min(2*runtime.GOMAXPROCS(0), len(names)/256+1) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(paths) {
+				if i >= len(names) {
 					return
 				}
-				infos[i], errs[i] = stat(paths[i])
+				stats[i], errs[i] = st.stat(names[i])
 			}
 		})
 	}
 	wg.Wait()
-	return infos, errs
+	return stats, errs
 }

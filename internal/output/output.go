@@ -487,22 +487,18 @@ func Snapshot(dir string) (string, error) {
 			names = append(names, name)
 		}
 	}
-	paths := make([]string, len(names))
-	for i, name := range names {
-		paths[i] = filepath.Join(dir, filepath.FromSlash(name))
-	}
-	infos, errs := osfile.StatAll(paths, false)
+	stats, errs := osfile.StatAll(dir, names, false)
 	buf := make([]byte, 0, len(data)+64*len(names))
 	buf = append(buf, data...)
 	for i, name := range names {
 		if errs[i] != nil {
 			return "", fmt.Errorf("output: %w", errs[i])
 		}
-		info := infos[i]
+		st := stats[i]
 		buf = append(append(buf, name...), 0)
-		buf = append(strconv.AppendInt(buf, info.Size(), 10), 0)
-		buf = append(strconv.AppendInt(buf, info.ModTime().UnixNano(), 10), 0)
-		buf = append(append(buf, info.Mode().String()...), '\n')
+		buf = append(strconv.AppendInt(buf, st.Size, 10), 0)
+		buf = append(strconv.AppendInt(buf, st.ModTime.UnixNano(), 10), 0)
+		buf = append(strconv.AppendUint(buf, uint64(st.Mode), 8), '\n')
 	}
 	sum := sha256.Sum256(buf)
 	return hex.EncodeToString(sum[:]), nil

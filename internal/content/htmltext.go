@@ -53,18 +53,10 @@ func HTMLToText(fragment string) string {
 	return text
 }
 
-// lede returns the first paragraph of a sanitised HTML fragment as plain
-// text, or its first block when it has no paragraph: what htmlToText's
-// blocks give, without walking past that paragraph. A build that does not
-// keep Piece.Text needs only this.
-func lede(fragment string) string {
-	nodes, err := parseFragment(fragment)
-	if err != nil {
-		return ""
-	}
-	return nodesLede(nodes)
-}
-
+// nodesLede returns the first paragraph of a sanitised, parsed HTML fragment
+// as plain text, or its first block when it has no paragraph: what
+// nodesToText's blocks give, without walking past that paragraph. A build
+// that does not keep Piece.Text needs only this.
 func nodesLede(nodes []*html.Node) string {
 	w := &textWalker{stopAtParagraph: true}
 	for _, n := range nodes {

@@ -2,6 +2,15 @@ package content
 
 import "testing"
 
+// lede is nodesLede on a fragment, as a build works it out.
+func lede(fragment string) string {
+	nodes, err := parseFragment(fragment)
+	if err != nil {
+		return ""
+	}
+	return nodesLede(nodes)
+}
+
 // lede must pick what the full walk picks, however the fragment is shaped.
 func TestLedeMatchesFullWalk(t *testing.T) {
 	for _, frag := range []string{

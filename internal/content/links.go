@@ -16,8 +16,8 @@ import (
 // they are; javascript: URLs are dropped. The same input gives the same output.
 //
 // Only the tags holding such a URL are rewritten; every other byte is copied as
-// it is, so body must already be whole, balanced HTML: a Piece's HTML is (Load
-// makes it so), and a fragment from elsewhere can be passed through Balance first.
+// it is, so body must already be whole, balanced HTML, as a Piece's HTML is (Load
+// makes it so).
 func ResolveLinks(body string, base *url.URL) (string, error) {
 	if base == nil || !base.IsAbs() {
 		return "", fmt.Errorf("resolve links: base URL %v is not absolute", base)
@@ -53,8 +53,7 @@ func ResolveLinks(body string, base *url.URL) (string, error) {
 			// none through) takes the slow way, through the parsed tree.
 			return resolveParsed(body, base)
 		}
-		keys, srcset := urlAttrs[a], a == atom.Img || a == atom.Source
-		if !more || (keys == nil && !srcset) {
+		if !more || urlAttrs[a] == nil {
 			continue
 		}
 		tag := string(name) // z's buffer is reused by TagAttr
@@ -64,21 +63,11 @@ func ResolveLinks(body string, base *url.URL) (string, error) {
 			var k, v []byte
 			k, v, more = z.TagAttr()
 			key, val := string(k), string(v)
-			switch {
-			case key == "srcset" && srcset:
-				resolved := resolveSrcset(val, base)
-				changed = changed || resolved != val
-				val = resolved
-			case contains(keys, key):
-				resolved, ok := resolveURL(val, base)
-				if !ok {
-					changed = true
-					continue // a script URL: drop the attribute
-				}
-				changed = changed || resolved != val
-				val = resolved
+			resolved, keep := resolveAttr(a, key, val, base)
+			changed = changed || !keep || resolved != val
+			if keep {
+				attrs = append(attrs, html.Attribute{Key: key, Val: resolved})
 			}
-			attrs = append(attrs, html.Attribute{Key: key, Val: val})
 		}
 		if !changed {
 			continue
@@ -122,17 +111,12 @@ func resolveParsed(body string, base *url.URL) (string, error) {
 
 func resolveNode(n *html.Node, base *url.URL) {
 	if n.Type == html.ElementNode {
-		keys := urlAttrs[n.DataAtom]
 		kept := n.Attr[:0]
 		for _, a := range n.Attr {
-			switch {
-			case a.Namespace != "":
-			case a.Key == "srcset" && (n.DataAtom == atom.Img || n.DataAtom == atom.Source):
-				a.Val = resolveSrcset(a.Val, base)
-			case contains(keys, a.Key):
-				v, ok := resolveURL(a.Val, base)
-				if !ok {
-					continue // a script URL: drop the attribute
+			if a.Namespace == "" {
+				v, keep := resolveAttr(n.DataAtom, a.Key, a.Val, base)
+				if !keep {
+					continue
 				}
 				a.Val = v
 			}
@@ -145,11 +129,11 @@ func resolveNode(n *html.Node, base *url.URL) {
 	}
 }
 
-// Balance parses an HTML fragment as a browser would in a page's body and
-// writes it back: every element closed, misnested tags put right. A piece's
-// body is printed inside the archive's pages and emails, where an element left
-// open would swallow the rest of the page.
-func Balance(fragment string) (string, error) {
+// balance parses an HTML fragment as a browser would in a page's body and
+// writes it back: every element closed, misnested tags put right, as Load
+// leaves a Markdown body. A piece's body is printed inside the archive's pages
+// and emails, where an element left open would swallow the rest of the page.
+func balance(fragment string) (string, error) {
 	nodes, err := parseFragment(fragment)
 	if err != nil {
 		return "", err
@@ -176,7 +160,21 @@ func renderNodes(nodes []*html.Node, sizeHint int) (string, error) {
 	return b.String(), nil
 }
 
-// urlAttrs lists, per element, the attributes that hold one URL.
+// resolveAttr is the value attribute key of an element el should have with
+// its URLs absolute against base, or false for an attribute to drop (a
+// script URL). Attributes that hold no URL keep their value.
+func resolveAttr(el atom.Atom, key, val string, base *url.URL) (string, bool) {
+	switch {
+	case key == "srcset" && (el == atom.Img || el == atom.Source):
+		return resolveSrcset(val, base), true
+	case contains(urlAttrs[el], key):
+		return resolveURL(val, base)
+	}
+	return val, true
+}
+
+// urlAttrs lists, per element, the attributes that hold one URL (img and
+// source also take a srcset of them).
 var urlAttrs = map[atom.Atom][]string{
 	atom.A:      {"href"},
 	atom.Area:   {"href"},

@@ -84,7 +84,7 @@ func FuzzResolveLinks(f *testing.F) {
 	f.Add(`<svg><style><a href=""></a></style></svg>`)
 	base, _ := url.Parse("https://desk.example.org/pieces/one/")
 	f.Fuzz(func(t *testing.T, fragment string) {
-		balanced, err := Balance(fragment)
+		balanced, err := balance(fragment)
 		if err != nil {
 			t.Skip() // not HTML the parser accepts
 		}
@@ -92,7 +92,7 @@ func FuzzResolveLinks(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ResolveLinks(%q): %v", balanced, err)
 		}
-		gotTree, err := Balance(got)
+		gotTree, err := balance(got)
 		if err != nil {
 			t.Fatal(err)
 		}

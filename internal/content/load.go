@@ -37,9 +37,8 @@ type Options struct {
 	// PieceHTML then has nothing left to do for that URL.
 	LinkBase func(slug string) *url.URL
 	// Files, when not nil, are the files under the folder, slash-separated and
-	// relative to it, from a walk the caller made anyway (with hidden files and
-	// folders, and names ending in ~, left out as Load leaves them out). Load
-	// then does not walk the folder again.
+	// relative to it, from a walk the caller made anyway (leaving out what is
+	// Hidden, as Load does). Load then does not walk the folder again.
 	Files []string
 }
 
@@ -243,7 +242,7 @@ func listFiles(dir string) ([]string, []Problem, error) {
 		if rel == "." {
 			return nil
 		}
-		if strings.HasPrefix(d.Name(), ".") || strings.HasSuffix(d.Name(), "~") {
+		if Hidden(d.Name()) {
 			if d.IsDir() {
 				return fs.SkipDir
 			}
@@ -260,6 +259,13 @@ func listFiles(dir string) ([]string, []Problem, error) {
 	}
 	sort.Strings(files)
 	return files, problems, nil
+}
+
+// Hidden reports whether Load passes over a file or folder of this name, and
+// all that is in such a folder: hidden ones (".git", ".DS_Store") and editors'
+// backups ("piece.md~").
+func Hidden(name string) bool {
+	return strings.HasPrefix(name, ".") || strings.HasSuffix(name, "~")
 }
 
 func isHousekeeping(name string) bool {

@@ -140,7 +140,7 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time) (ok bool, files [
 		if err != nil {
 			return err
 		}
-		if p != dir && (strings.HasPrefix(d.Name(), ".") || strings.HasSuffix(d.Name(), "~")) {
+		if p != dir && content.Hidden(d.Name()) {
 			if d.IsDir() {
 				return fs.SkipDir
 			}

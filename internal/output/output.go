@@ -347,9 +347,19 @@ func (w *Writer) writeIfChanged(name string, data []byte) (bool, error) {
 			return false, err
 		}
 	}
-	tmp, tmpName, err := createTemp(filepath.Dir(full), path.Base(name))
-	if err != nil {
+	if err := replace(full, data, false); err != nil {
 		return false, err
+	}
+	return true, nil
+}
+
+// replace writes data to a temporary file beside full and renames it to full,
+// so a reader sees the old bytes or the new ones, never part of them. With
+// durable the data is synced before the rename; the folder is left to the caller.
+func replace(full string, data []byte, durable bool) error {
+	tmp, tmpName, err := createTemp(filepath.Dir(full), filepath.Base(full))
+	if err != nil {
+		return err
 	}
 	ok := false
 	defer func() {
@@ -359,17 +369,22 @@ func (w *Writer) writeIfChanged(name string, data []byte) (bool, error) {
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
-		return false, err
+		return err
+	}
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
-		return false, err
+		return err
 	}
 	// rename(2) replaces a symlink at full rather than following it.
 	if err := osfile.Rename(tmpName, full); err != nil {
-		return false, err
+		return err
 	}
 	ok = true
-	return true, nil
+	return nil
 }
 
 // holds reports whether the regular file at full holds exactly data, reading it
@@ -425,30 +440,9 @@ func (w *Writer) writeManifest(data []byte) error {
 	if err != nil || same {
 		return err
 	}
-	tmp, tmpName, err := createTemp(w.dir, ManifestName)
-	if err != nil {
+	if err := replace(full, data, true); err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmpName, full); err != nil {
-		return err
-	}
-	ok = true
 	if d, err := os.Open(w.dir); err == nil {
 		// Failure only costs durability, not correctness: not reported.
 		_ = d.Sync()

@@ -224,15 +224,11 @@ func (s *Site) withFeeds(data *pageData, feeds []feedLink) (*pageData, error) {
 // renderPieces fills views[i] for pieces[i] and renders its page and its list
 // entry, on every core: no page depends on another. A piece's own problems are
 // added to errs in page order; a template failure is returned, and stops the
-// rest (every page would fail alike).
-func (s *Site) renderPieces(pieces []content.Piece, views []pieceView, sd *siteData, exec func(tmpl, path string, data *pageData) error, errs *[]error) error {
+// rest (every page would fail alike). frame is the site's data with its own feeds, which every piece page shows.
+func (s *Site) renderPieces(pieces []content.Piece, views []pieceView, frame *pageData, exec func(tmpl, path string, data *pageData) error, errs *[]error) error {
 	entries := s.pages[IndexTemplate].Lookup(EntryTemplate)
-	frame, err := s.withFeeds(&pageData{Site: sd}, sd.FeedGroups[0].Links)
-	if err != nil {
-		return err
-	}
 	pieceErr := make([]error, len(views))
-	err = forEach(len(views), func(i int) error {
+	err := forEach(len(views), func(i int) error {
 		v := &views[i]
 		*v = s.pieceView(&pieces[i])
 		v.body, pieceErr[i] = resolvedBody(v.piece, v.pageURL)
@@ -333,19 +329,22 @@ func (s *Site) renderPooled(pieces []content.Piece, buffers *sync.Pool, emit fun
 		return nil
 	}
 
+	// The site's own feeds, on the piece pages and the front page.
+	frame, err := s.withFeeds(&pageData{Site: sd}, sd.FeedGroups[0].Links)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
 	// The list pages come last: they take the entries the piece pages left.
-	if err := s.renderPieces(sorted, views, sd, exec, &errs); err != nil {
+	if err := s.renderPieces(sorted, views, frame, exec, &errs); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	listed := views
 	if s.opts.IndexItems > 0 && len(listed) > s.opts.IndexItems {
 		listed = listed[:s.opts.IndexItems]
 	}
-	index, err := s.withFeeds(&pageData{Site: sd, Canonical: sd.Home, Description: s.opts.Description, Pieces: listed}, sd.FeedGroups[0].Links)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	lists := []listPage{{IndexTemplate, "index.html", index}}
+	index := *frame
+	index.Canonical, index.Description, index.Pieces = sd.Home, s.opts.Description, listed
+	lists := []listPage{{IndexTemplate, "index.html", &index}}
 	// Each view knows its topics' slugs: one pass sorts the views into topics.
 	byTopic := make(map[string][]pieceView, len(topics))
 	for i := range views {

@@ -309,11 +309,7 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 
 	// The output's snapshot is taken while the content is fingerprinted: two
 	// walks of 10,000 stats each on a large archive, independent of each other.
-	snapshot := make(chan outputSnapshot, 1)
-	go func() {
-		snap, err := output.Snapshot(r.cfg.Output.Dir)
-		snapshot <- outputSnapshot{snap, err}
-	}()
+	snapshot := r.snapshotOutput()
 	inputs, contentFiles := r.inputsFingerprint()
 	var newest time.Time // the latest first-seen time, when the build is skipped
 	if st, ok := r.unchangedBuild(ctx, inputs, snapshot); ok {

@@ -210,6 +210,17 @@ func (r *Runner) firstSeenFingerprint(ctx context.Context) (string, time.Time, e
 	return hex.EncodeToString(h.Sum(nil)), newest, nil
 }
 
+// snapshotOutput takes output.Snapshot of the output folder on a goroutine of
+// its own, for a caller with other work to do meanwhile.
+func (r *Runner) snapshotOutput() <-chan outputSnapshot {
+	ch := make(chan outputSnapshot, 1)
+	go func() {
+		snap, err := output.Snapshot(r.cfg.Output.Dir)
+		ch <- outputSnapshot{snap, err}
+	}()
+	return ch
+}
+
 // outputSnapshot is what output.Snapshot returned.
 type outputSnapshot struct {
 	snap string
@@ -255,11 +266,7 @@ func (r *Runner) saveBuildState(ctx context.Context, st buildState) {
 		r.log.Warn("recording the build for the next run (it will build again)", "file", path, "err", err)
 	}
 	// The store's query and the output's stats are independent: run them at once.
-	snapshot := make(chan outputSnapshot, 1)
-	go func() {
-		snap, err := output.Snapshot(r.cfg.Output.Dir)
-		snapshot <- outputSnapshot{snap, err}
-	}()
+	snapshot := r.snapshotOutput()
 	var err error
 	st.FirstSeen, st.Newest, err = r.firstSeenFingerprint(ctx)
 	snap := <-snapshot

@@ -64,3 +64,25 @@ func (r *Runner) holderDead(holder string) bool {
 	err = syscall.Kill(pid, 0)
 	return errors.Is(err, syscall.ESRCH)
 }
+
+// keepLease renews the lease until ctx ends; losing it stops the send.
+func (r *Runner) keepLease(ctx context.Context, stop context.CancelCauseFunc, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(leaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			ok, err := r.store.AcquireLease(ctx, LeaseName, r.holder, leaseTTL, r.now())
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil || !ok {
+				stop(fmt.Errorf("lost the send lease (err: %v)", err))
+				return
+			}
+		}
+	}
+}

@@ -189,3 +189,45 @@ func piecesByFirstSeen(ps []content.Piece) []content.Piece {
 	})
 	return out
 }
+
+// piecesNeeded says what planning and sending need when the build was skipped:
+// the pieces, when a delivery is pending or a due subscriber has not yet been
+// told of the newest piece; a planning pass without pieces, when subscribers are
+// due but nothing is new to any of them (it still marks them served, so a daily
+// digest keeps its moment); or nothing at all.
+// newest is the latest first-seen time, as the last build recorded it.
+func (r *Runner) piecesNeeded(ctx context.Context, newest time.Time) (needPieces, anyDue bool, err error) {
+	counts, err := r.store.CountDeliveries(ctx)
+	if err != nil {
+		return false, false, fmt.Errorf("count deliveries: %w", err)
+	}
+	if counts.Pending > 0 {
+		return true, true, nil
+	}
+	now := r.now()
+	err = r.store.EachSubscriber(ctx, []string{store.StatusActive}, func(s store.Subscriber) error {
+		if !r.policy.Due(digestSubscriber(s), now) {
+			return nil
+		}
+		anyDue = true
+		// digest.Select's floor: nothing first seen at or before it is news to s.
+		floor := s.JoinedAt.Add(-r.cfg.Digest.Lookback)
+		if s.Watermark.After(floor) {
+			floor = s.Watermark
+		}
+		if newest.After(floor) {
+			return errFound
+		}
+		return nil
+	})
+	if errors.Is(err, errFound) {
+		return true, true, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("list subscribers: %w", err)
+	}
+	return false, anyDue, nil
+}
+
+// errFound stops a walk over the subscribers at the first one that settles the answer.
+var errFound = errors.New("found")

@@ -35,12 +35,12 @@ func (s *fileSender) Send(ctx context.Context, m *Message) error {
 	fail := func(stage Stage, class Class, err error) error {
 		return &Error{Recipient: m.To.Email, MessageID: m.MessageID, Stage: stage, Class: class, Err: err}
 	}
-	if err := ctx.Err(); err != nil {
-		return fail(StageWrite, Temporary, err)
-	}
 	raw, err := Render(m, s.t.DKIM)
 	if err != nil {
 		return fail(StageBuild, Permanent, err)
+	}
+	if err := sendable(ctx); err != nil {
+		return fail(StageWrite, Temporary, err)
 	}
 	path := filepath.Join(s.t.Dir, FileName(m.MessageID))
 	tmp, err := os.CreateTemp(s.t.Dir, ".tmp-*.eml")

@@ -42,11 +42,16 @@ type testServer struct {
 	rcptReply map[string]*smtp.SMTPError
 	// dropInData closes the connection halfway through DATA.
 	dropInData map[string]bool
-	// stallInData blocks DATA until the test ends.
+	// stallInData blocks DATA, before reading the content, until the test ends.
 	stallInData map[string]bool
-	release     chan struct{}
-	stalled     chan string // receives the recipient of each stalled DATA
-	users       map[string]string
+	// holdRcpt blocks RCPT TO until the test ends.
+	holdRcpt map[string]bool
+	// slowAfterData waits this long after reading a message's content before
+	// accepting it.
+	slowAfterData time.Duration
+	release       chan struct{}
+	stalled       chan string // receives the recipient of each stalled DATA
+	users         map[string]string
 }
 
 type serverOptions struct {
@@ -60,6 +65,7 @@ func startServer(t testing.TB, opts serverOptions) *testServer {
 		rcptReply:   map[string]*smtp.SMTPError{},
 		dropInData:  map[string]bool{},
 		stallInData: map[string]bool{},
+		holdRcpt:    map[string]bool{},
 		release:     make(chan struct{}),
 		stalled:     make(chan string, 16),
 		users:       opts.users,
@@ -150,8 +156,13 @@ func (s *testSession) Mail(from string, _ *smtp.MailOptions) error {
 
 func (s *testSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	s.ts.mu.Lock()
-	reply := s.ts.rcptReply[to]
+	reply, hold := s.ts.rcptReply[to], s.ts.holdRcpt[to]
 	s.ts.mu.Unlock()
+	if hold {
+		s.ts.stalled <- to
+		<-s.ts.release
+		return &smtp.SMTPError{Code: 421, Message: "shutting down"}
+	}
 	if reply != nil {
 		return reply
 	}
@@ -183,6 +194,13 @@ func (s *testSession) Data(r io.Reader) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	if s.ts.slowAfterData > 0 {
+		select {
+		case s.ts.stalled <- s.to[0]:
+		default:
+		}
+		time.Sleep(s.ts.slowAfterData)
 	}
 	_, isTLS := s.conn.TLSConnectionState()
 	s.ts.mu.Lock()

@@ -264,7 +264,7 @@ func (s *smtpSender) Send(ctx context.Context, m *Message) error {
 		return fail(StageBuild, err)
 	}
 	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
+		if err := sendable(ctx); err != nil {
 			return fail(StageDial, err)
 		}
 		if s.conn == nil {
@@ -276,9 +276,14 @@ func (s *smtpSender) Send(ctx context.Context, m *Message) error {
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
+		var sent *afterContent
+		if ctx.Err() != nil && !errors.As(err, &sent) {
+			// Stopped before the content went out: the server accepted nothing.
 			s.drop()
-			return fail(stage, fmt.Errorf("%w (%w)", ctx.Err(), err))
+			return fail(stage, fmt.Errorf("%w: %w (%w)", ErrNotSent, ctx.Err(), err))
+		}
+		if errors.Is(err, ErrNotSent) {
+			return fail(stage, err)
 		}
 		code := Code(err)
 		if stage == StageMail && attempt == 0 && (code == 0 || code == 421) {
@@ -302,7 +307,8 @@ func (s *smtpSender) Send(ctx context.Context, m *Message) error {
 func (s *smtpSender) transaction(ctx context.Context, from, to string, data []byte) (Stage, error) {
 	conn, netConn := s.conn, s.netConn
 	// smtp.Client takes no context: closing the connection is the only way
-	// to interrupt it.
+	// to interrupt it. Only until the content is written: after that the
+	// server's answer is awaited, bounded by the connection's deadline.
 	stop := context.AfterFunc(ctx, func() { _ = netConn.Close() })
 	defer stop()
 	if err := conn.UpdateDeadline(s.t.cfg.SendTimeout); err != nil {
@@ -379,23 +385,43 @@ func (s *smtpSender) transaction(ctx context.Context, from, to string, data []by
 		afterReply(errData, true)
 		return StageData, fmt.Errorf("DATA: %w", errData)
 	}
+	// The last moment to stop: once the content is written the server may
+	// accept it. A context that ended, or whose deadline passed (a lease
+	// whose time is up), stops here; the connection is dropped mid-DATA, so
+	// the server discards the transaction.
+	if err := sendable(ctx); err != nil {
+		s.drop()
+		return StageData, err
+	}
+	if !stop() {
+		// The context ended just now and the connection is being closed.
+		s.drop()
+		return StageData, fmt.Errorf("%w: %w", ErrNotSent, context.Cause(ctx))
+	}
 	// After the flush above the buffer is empty, so bufio hands data to
 	// the connection in one write.
 	if _, err := text.W.Write(data); err != nil {
 		s.drop()
-		return StageData, fmt.Errorf("DATA: %w", err)
+		return StageData, &afterContent{fmt.Errorf("DATA: %w", err)}
 	}
 	if err := text.W.Flush(); err != nil {
 		s.drop()
-		return StageData, fmt.Errorf("DATA: %w", err)
+		return StageData, &afterContent{fmt.Errorf("DATA: %w", err)}
 	}
 	if _, _, err := text.ReadResponse(250); err != nil {
 		// The final reply ends the transaction either way; no RSET needed.
 		afterReply(err, false)
-		return StageData, fmt.Errorf("end of DATA: %w", err)
+		return StageData, &afterContent{fmt.Errorf("end of DATA: %w", err)}
 	}
 	return StageData, nil
 }
+
+// afterContent marks a failure after the message's content was written: the
+// server may have accepted it, so it is never reported as ErrNotSent.
+type afterContent struct{ err error }
+
+func (e *afterContent) Error() string { return e.err.Error() }
+func (e *afterContent) Unwrap() error { return e.err }
 
 // inStep reports whether the server is still in step after err: it sent a
 // reply, and not 421 (closing the connection).

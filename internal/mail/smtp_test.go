@@ -158,11 +158,13 @@ func TestSMTPTemporaryFailureSucceedsOnRetry(t *testing.T) {
 	}
 }
 
-func TestSMTPSendStopsWhenContextIsCancelled(t *testing.T) {
+// A context that ends before the content was written stops the send: the
+// server accepted nothing, and the error says so (mail.NotSent).
+func TestSMTPCancelBeforeContentSendsNothing(t *testing.T) {
 	ts := startServer(t, serverOptions{})
-	ts.stallInData["stall@example.net"] = true
+	ts.holdRcpt["held@example.net"] = true
 	// SendTimeout far beyond the test's patience: only the cancellation
-	// can end this Send with context.Canceled.
+	// can end this Send.
 	s := newSender(t, plainTransport(t, ts, func(c *SMTPConfig) { c.SendTimeout = time.Hour }))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -171,13 +173,53 @@ func TestSMTPSendStopsWhenContextIsCancelled(t *testing.T) {
 		cancel()
 	}()
 	m := sampleMessage(1)
-	m.To.Email = "stall@example.net"
+	m.To.Email = "held@example.net"
 	err := s.Send(ctx, m)
-	if !errors.Is(err, context.Canceled) || Classify(err) != Temporary {
-		t.Fatalf("Send = %v (%v), want a temporary context.Canceled", err, Classify(err))
+	if !errors.Is(err, context.Canceled) || !NotSent(err) || Classify(err) != Temporary {
+		t.Fatalf("Send = %v (not sent %v, %v), want a temporary, not-sent context.Canceled", err, NotSent(err), Classify(err))
+	}
+	if got := ts.Messages(); len(got) != 0 {
+		t.Fatalf("server accepted %d messages", len(got))
 	}
 	if err := s.Send(context.Background(), sampleMessage(2)); err != nil {
 		t.Fatalf("send after a cancelled one: %v", err)
+	}
+}
+
+// pastDeadline is a context whose deadline has passed but whose timer has not
+// fired yet: what a process resumed after SIGSTOP sees for an instant.
+type pastDeadline struct{ context.Context }
+
+func (pastDeadline) Deadline() (time.Time, bool) { return time.Now().Add(-time.Second), true }
+
+func TestSMTPDeadlinePassedSendsNothing(t *testing.T) {
+	ts := startServer(t, serverOptions{})
+	s := newSender(t, plainTransport(t, ts, nil))
+	err := s.Send(pastDeadline{context.Background()}, sampleMessage(1))
+	if !NotSent(err) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send = %v, want not sent, deadline exceeded", err)
+	}
+	if got := ts.Messages(); len(got) != 0 {
+		t.Fatalf("server accepted %d messages", len(got))
+	}
+}
+
+// A context that ends after the content was written does not interrupt the
+// send: the server's answer is awaited, and the send reports what it said.
+func TestSMTPCancelAfterContentWaitsForTheAnswer(t *testing.T) {
+	ts := startServer(t, serverOptions{})
+	ts.slowAfterData = 300 * time.Millisecond
+	s := newSender(t, plainTransport(t, ts, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-ts.stalled
+		cancel()
+	}()
+	if err := s.Send(ctx, sampleMessage(1)); err != nil {
+		t.Fatalf("Send = %v, want the server's acceptance", err)
+	}
+	if got := ts.Messages(); len(got) != 1 {
+		t.Fatalf("server accepted %d messages, want 1", len(got))
 	}
 }
 
@@ -294,7 +336,7 @@ func TestSMTPImplicitTLS(t *testing.T) {
 	serverTLS, clientTLS := selfSigned(t)
 	// go-smtp serves TLS from the first byte on a TLS listener.
 	ts := &testServer{rcptReply: map[string]*smtp.SMTPError{}, dropInData: map[string]bool{},
-		stallInData: map[string]bool{}, release: make(chan struct{}), stalled: make(chan string, 1),
+		stallInData: map[string]bool{}, holdRcpt: map[string]bool{}, release: make(chan struct{}), stalled: make(chan string, 1),
 		users: map[string]string{"desk": "pw"}}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &testSession{ts: ts, conn: c}, nil

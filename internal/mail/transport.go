@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/textproto"
+	"time"
 
 	gomail "github.com/wneessen/go-mail"
 	"golang.org/x/time/rate"
@@ -83,6 +84,31 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// ErrNotSent marks a send that stopped, because its context ended, before the
+// message's content was handed to the server: nothing can have been accepted,
+// so the message may be sent again (by anyone) without a duplicate. A context
+// that ends after the content went out does not interrupt the send: the
+// server's answer is awaited (within the send timeout) so the ledger can say
+// what happened.
+var ErrNotSent = errors.New("stopped before the message was sent")
+
+// NotSent reports whether err is a send stopped before anything was accepted.
+func NotSent(err error) bool { return errors.Is(err, ErrNotSent) }
+
+// sendable reports why a message must not be handed to the server now: ctx
+// ended or its deadline passed. The deadline is compared with the clock rather
+// than left to the context's timer, so a process resumed after a pause (SIGSTOP)
+// sees at once that its time is up, before the timer has fired.
+func sendable(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotSent, err)
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return fmt.Errorf("%w: %w", ErrNotSent, context.DeadlineExceeded)
+	}
+	return nil
+}
 
 // Classify says whether err is worth retrying. Errors this package did not
 // make are judged by their kind: go-mail's SendError.IsTemp only looks for a

@@ -140,6 +140,9 @@ mail:
     send_timeout: 10s
 digest:
   default_cadence: immediate
+store:
+  # Short, so that a rerun after a kill takes over within seconds.
+  lease_ttl: 3s
 %s`, port, extra)
 }
 

@@ -157,8 +157,11 @@ func (e *env) loadConfig() (*config.Config, int) {
 }
 
 func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
-	st, err := store.OpenSQLite(ctx, cfg.DBPath())
+	st, err := store.Open(ctx, cfg.Store.Driver, cfg.StoreTarget())
 	if err != nil {
+		if cfg.Store.Driver == "postgres" {
+			return nil, fmt.Errorf("store.dsn: %w", err)
+		}
 		return nil, fmt.Errorf("data.dir: open %s: %w", cfg.DBPath(), err)
 	}
 	return st, nil

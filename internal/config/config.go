@@ -134,7 +134,11 @@ type Tokens struct {
 }
 
 type Store struct {
-	Driver string `yaml:"driver" doc:"sqlite (the only engine so far)"`
+	Driver string `yaml:"driver" doc:"sqlite (a file in data.dir: one machine, one sender at a time) or postgres (several replicas share planning and sending)"`
+	DSN    string `yaml:"dsn" doc:"PostgreSQL connection string (postgres://user:password@host:5432/db?sslmode=verify-full), with store.driver: postgres; set it in the environment, not the file"`
+	// Leases coordinate runs and replicas through the database; a run that dies
+	// holds its lease (and the deliveries claimed under it) until it expires.
+	LeaseTTL time.Duration `yaml:"lease_ttl" doc:"how long a lease lasts unless renewed (renewed every third of it); a process that died blocks the work it held this long"`
 }
 
 // Defaults returns the configuration used for every key the file and environment leave unset.
@@ -173,7 +177,7 @@ func Defaults() Config {
 		Grace:    30 * time.Second,
 		HTTP:     HTTP{Listen: "127.0.0.1:8080", RateLimit: 5},
 		Tokens:   Tokens{ConfirmTTL: 48 * time.Hour},
-		Store:    Store{Driver: "sqlite"},
+		Store:    Store{Driver: "sqlite", LeaseTTL: 30 * time.Second},
 	}
 }
 
@@ -613,8 +617,20 @@ func (c *Config) validate() Errors {
 	if c.Tokens.ConfirmTTL <= 0 {
 		bad("tokens.confirm_ttl", "must be positive")
 	}
-	if c.Store.Driver != "sqlite" {
-		bad("store.driver", "must be sqlite, got %q", c.Store.Driver)
+	switch c.Store.Driver {
+	case "sqlite":
+		if c.Store.DSN != "" {
+			bad("store.dsn", "is for store.driver: postgres; sqlite keeps its file in data.dir")
+		}
+	case "postgres":
+		if strings.TrimSpace(c.Store.DSN) == "" {
+			bad("store.dsn", "must be set with store.driver: postgres (e.g. postgres://publisher@db:5432/publisher)")
+		}
+	default:
+		bad("store.driver", "must be sqlite or postgres, got %q", c.Store.Driver)
+	}
+	if c.Store.LeaseTTL < time.Second {
+		bad("store.lease_ttl", "must be at least 1s, got %s", c.Store.LeaseTTL)
 	}
 	return errs
 }
@@ -649,3 +665,12 @@ func (d Digest) Location() *time.Location {
 
 // DBPath is the SQLite file inside data.dir.
 func (c *Config) DBPath() string { return filepath.Join(c.Data.Dir, "publisher.db") }
+
+// StoreTarget is what the store's driver opens: the SQLite file, or the
+// PostgreSQL connection string.
+func (c *Config) StoreTarget() string {
+	if c.Store.Driver == "postgres" {
+		return c.Store.DSN
+	}
+	return c.DBPath()
+}

@@ -41,7 +41,6 @@ type Runner struct {
 	log       *slog.Logger
 	now       func() time.Time
 	progress  io.Writer
-	holder    string
 	from      mail.Address
 	replyTo   mail.Address
 	mailto    string
@@ -86,12 +85,6 @@ type Deps struct {
 	// Progress, when set, receives a progress bar during a send (a terminal).
 	Progress io.Writer
 }
-
-// LeaseName is the store lease that keeps two runs from planning or sending at once.
-const LeaseName = "send"
-
-// leaseTTL bounds how long a run that died blocks the others.
-const leaseTTL = 60 * time.Second
 
 // New checks the templates and the mail settings and returns a Runner.
 func New(d Deps) (*Runner, error) {
@@ -160,9 +153,6 @@ func New(d Deps) (*Runner, error) {
 			return nil, err
 		}
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	r.holder = newHolder(hex.EncodeToString(b[:]))
 	return r, nil
 }
 
@@ -215,6 +205,7 @@ type Summary struct {
 	Suppressed       int // addresses suppressed this run after hard failures
 	Skipped          int // deliveries dropped because the subscriber left meanwhile
 	Pending          int // deliveries still pending at the end (retries due later, or stopped)
+	Elsewhere        int // deliveries other live senders (replicas) still hold at the end
 	SendingElsewhere bool
 	// BuildSkipped: nothing the feeds and archive are made from changed since the
 	// last build, so the pieces were not parsed for it and nothing was rendered.
@@ -244,8 +235,12 @@ func (s *Summary) String() string {
 	if s.DryRun {
 		return fmt.Sprintf("dry run: %d pieces (%d new), %d messages would be sent", s.Pieces, s.NewPieces, s.WouldSend)
 	}
-	return fmt.Sprintf("pieces %d (%d new), files written %d, planned %d, sent %d, retried %d, failed %d, suppressed %d, skipped %d, pending %d",
+	line := fmt.Sprintf("pieces %d (%d new), files written %d, planned %d, sent %d, retried %d, failed %d, suppressed %d, skipped %d, pending %d",
 		s.Pieces, s.NewPieces, s.Output.Written, s.Planned, s.Sent, s.Retried, s.Failed, s.Suppressed, s.Skipped, s.Pending)
+	if s.Elsewhere > 0 {
+		line += fmt.Sprintf(", held by other senders %d", s.Elsewhere)
+	}
+	return line
 }
 
 // Options change what Run does.
@@ -330,64 +325,81 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 	if err := r.syncSubscribers(ctx, sum, now); err != nil {
 		return sum, err
 	}
+	return sum, r.deliver(ctx, sum, pieces, newest, opts)
+}
 
-	ok, err := r.acquireLease(ctx, now)
-	if err != nil {
-		return sum, fmt.Errorf("lease: %w", err)
+// deliver plans the digests due and sends what is pending, under the store's
+// leases. With one sender at a time (SQLite) the run holds the send lease
+// throughout, and leaves everything to another live holder. With shared
+// sending (PostgreSQL) it plans under the plan lease (waiting while another
+// replica plans), then sends beside the other replicas under a lease of its
+// own, each claiming its own deliveries.
+// pieces is nil when the build was skipped; newest is then the latest
+// first-seen time the last build recorded.
+func (r *Runner) deliver(ctx context.Context, sum *Summary, pieces []content.Piece, newest time.Time, opts Options) error {
+	ttl := r.cfg.Store.LeaseTTL
+	name := leaseSend
+	if r.store.SharedSend() {
+		name = leasePlan
 	}
-	if !ok {
+	planner, err := waitForLease(ctx, r.store, r.log, name, ttl, !r.store.SharedSend())
+	if errors.Is(err, errHeldElsewhere) {
 		sum.SendingElsewhere = true
 		r.log.Info("another run holds the send lease; leaving planning and sending to it")
-		return sum, nil
+		return nil
 	}
-	leaseCtx, stopLease := context.WithCancelCause(ctx)
-	renewed := make(chan struct{})
-	go r.keepLease(leaseCtx, stopLease, renewed)
-	defer func() {
-		stopLease(nil)
-		<-renewed
-		// Released with a fresh context: the run's own may be cancelled by now.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := r.store.ReleaseLease(rctx, LeaseName, r.holder); err != nil {
-			r.log.Warn("releasing lease", "err", err)
-		}
-	}()
+	if err != nil {
+		return fmt.Errorf("lease %s: %w", name, err)
+	}
+	defer planner.release(ctx)
 
-	if sum.BuildSkipped {
+	if pieces == nil {
 		// The build did not need the pieces; planning and sending need them only
 		// when a subscriber is due or a delivery is pending. Nobody due now means
 		// plan would record nothing, and nothing pending means send would send
 		// nothing: skipping both is the same as running them a moment earlier.
-		needPieces, anyDue, err := r.piecesNeeded(leaseCtx, newest)
+		needPieces, anyDue, err := r.piecesNeeded(planner.ctx, newest)
 		if err != nil {
-			return sum, err
+			return leaseErr(planner, err)
 		}
 		switch {
 		case needPieces:
-			if pieces, err = r.Pieces(leaseCtx, sum, true); err != nil {
-				return sum, err
+			if pieces, err = r.Pieces(planner.ctx, sum, true); err != nil {
+				return leaseErr(planner, err)
 			}
 		case anyDue:
 			// Nothing is new to anyone due: plan without pieces (it only marks them
 			// served); nothing is pending, so there is nothing to send.
 			r.log.Info("subscribers due, but nothing new for any of them")
-			return sum, r.plan(leaseCtx, sum, nil)
+			return leaseErr(planner, r.plan(planner.ctx, planner, sum, nil))
 		default:
 			r.log.Info("no subscriber due and no delivery pending")
-			return sum, nil
+			return nil
 		}
 	}
-	if err := r.plan(leaseCtx, sum, pieces); err != nil {
-		return sum, err
+	if err := r.plan(planner.ctx, planner, sum, pieces); err != nil {
+		return leaseErr(planner, err)
 	}
-	if err := r.send(leaseCtx, sum, pieces, opts.RetryNow); err != nil {
-		if cause := context.Cause(leaseCtx); cause != nil && !errors.Is(cause, context.Canceled) {
-			return sum, cause
+	sender := planner
+	if r.store.SharedSend() {
+		planner.release(ctx)
+		if sender, err = acquireLease(ctx, r.store, r.log, leaseSenderPrefix+randomToken(), ttl); err != nil {
+			return fmt.Errorf("sender lease: %w", err)
 		}
-		return sum, err
+		defer sender.release(ctx)
 	}
-	return sum, nil
+	return leaseErr(sender, r.send(ctx, sender, sum, pieces, opts.RetryNow))
+}
+
+// leaseErr reports a lost lease as the reason err happened, when it is.
+func leaseErr(h *heldLease, err error) error {
+	if err == nil && !h.Lost() {
+		return nil
+	}
+	if h.Lost() {
+		return fmt.Errorf("stopped: %w", context.Cause(h.ctx))
+	}
+	return err
 }
 
 // sanitizeHeader drops control characters from text bound for a header.
@@ -398,4 +410,11 @@ func sanitizeHeader(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// randomToken is 12 random hex digits.
+func randomToken() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

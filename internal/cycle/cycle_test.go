@@ -30,7 +30,7 @@ type bench struct {
 	t     *testing.T
 	dir   string
 	cfg   *config.Config
-	store *store.SQLite
+	store *store.DB
 	srv   *smtptest.Server
 	now   time.Time
 	log   *slog.Logger // nil: the runner's default

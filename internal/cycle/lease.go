@@ -4,85 +4,220 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
-	"strconv"
-	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"publisher/internal/store"
 )
 
-// acquireLease takes the send lease. When another holder has it, and that holder
-// was a process on this host that is no longer alive (killed mid-send, say), the
-// lease is taken over at once instead of waiting for it to expire: a cron rerun
-// right after a crash resumes immediately.
-func (r *Runner) acquireLease(ctx context.Context, now time.Time) (bool, error) {
-	ok, err := r.store.AcquireLease(ctx, LeaseName, r.holder, leaseTTL, now)
-	if err != nil || ok {
-		return ok, err
-	}
-	holder, _, err := r.store.LeaseHolder(ctx, LeaseName)
-	if errors.Is(err, store.ErrNotFound) {
-		// Released between the two calls: try once more.
-		return r.store.AcquireLease(ctx, LeaseName, r.holder, leaseTTL, now)
-	}
+// Lease names. On an engine with one sender (SQLite) a run holds leaseSend
+// while it plans and sends. With shared sending (PostgreSQL) a run holds
+// leasePlan while it plans, then a lease of its own (leaseSenderPrefix and
+// its token) under which it claims deliveries beside the other replicas.
+const (
+	leaseSend         = "send"
+	leasePlan         = "plan"
+	leaseSenderPrefix = "sender/"
+)
+
+// errHeldElsewhere: another live process holds the lease; this run leaves the
+// work to it.
+var errHeldElsewhere = errors.New("another live process holds the lease")
+
+// heldLease is a lease this process holds: renewed by a heartbeat every third
+// of its time to live, and trusted locally only until a deadline measured
+// from before the last successful renewal was asked for, minus a margin. So
+// the process stops acting on it before the store could give it to anyone
+// else, even when it was paused (SIGSTOP) or cut off from the database: the
+// deadline is read off the monotonic clock, which runs on while a process is
+// stopped.
+type heldLease struct {
+	store store.Store
+	log   *slog.Logger
+	ttl   time.Duration
+
+	mu       sync.Mutex
+	lease    store.Lease
+	deadline time.Time // local, monotonic
+
+	// ctx ends when the lease is lost, given up, or the run's context ends;
+	// context.Cause says which.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed when the heartbeat has stopped
+}
+
+// localMargin is the part of a lease's time this process does not use: room
+// for clocks that run at slightly different rates.
+func localMargin(ttl time.Duration) time.Duration { return ttl / 10 }
+
+// errLeaseGone is the cause of a heldLease's context when the store says the
+// lease was lost, or its local time ran out.
+var errLeaseGone = errors.New("lost the lease")
+
+// acquireLease takes the named lease once; store.ErrLeaseHeld when another
+// holds it. The heartbeat starts at once and stops with parent.
+func acquireLease(parent context.Context, st store.Store, log *slog.Logger, name string, ttl time.Duration) (*heldLease, error) {
+	asked := time.Now()
+	l, err := st.AcquireLease(parent, name, leaseLabel(), ttl)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if !r.holderDead(holder) {
-		return false, nil
-	}
-	r.log.Warn("taking over the send lease from a process that died", "holder", holder)
-	return r.store.TakeLease(ctx, LeaseName, holder, r.holder, leaseTTL, now)
+	h := &heldLease{store: st, log: log, ttl: ttl, lease: l, deadline: asked.Add(ttl - localMargin(ttl)), done: make(chan struct{})}
+	h.ctx, h.cancel = context.WithCancelCause(parent)
+	go h.heartbeat()
+	log.Debug("lease taken", "lease", name, "fence", l.Fence, "expires", l.Expires)
+	return h, nil
 }
 
-// newHolder names this process as a lease holder: host, pid and a random part (a
-// restarted container has the same host name and pid).
-func newHolder(random string) string {
+// leaseLabel says who holds a lease, for people reading the store or the logs.
+// Nothing decides by it: a container's host name and pid repeat.
+func leaseLabel() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), random)
+	return fmt.Sprintf("%s pid %d", host, os.Getpid())
 }
 
-// holderDead reports whether holder was a process on this host that is gone.
-func (r *Runner) holderDead(holder string) bool {
-	parts := strings.Split(holder, "/")
-	if len(parts) != 3 {
-		return false
-	}
-	mine := strings.Split(r.holder, "/")
-	if parts[0] != mine[0] {
-		return false // another host: only expiry tells
-	}
-	pid, err := strconv.Atoi(parts[1])
-	if err != nil || pid <= 0 {
-		return false
-	}
-	if strconv.Itoa(pid) == mine[1] {
-		return true // our own pid with another random part: an earlier life of this process slot
-	}
-	err = syscall.Kill(pid, 0)
-	return errors.Is(err, syscall.ESRCH)
-}
-
-// keepLease renews the lease until ctx ends; losing it stops the send.
-func (r *Runner) keepLease(ctx context.Context, stop context.CancelCauseFunc, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(leaseTTL / 3)
-	defer t.Stop()
+// waitForLease takes the named lease, waiting for it while another holds it.
+// With leaveToLiveHolder, a holder seen renewing its lease is left the work:
+// errHeldElsewhere. Otherwise it waits until the holder releases the lease or
+// it expires. A holder that died is recognised only by its lease expiring,
+// never by process ids or host names.
+func waitForLease(ctx context.Context, st store.Store, log *slog.Logger, name string, ttl time.Duration, leaveToLiveHolder bool) (*heldLease, error) {
+	poll := min(max(ttl/10, 50*time.Millisecond), time.Second)
+	var first store.Lease
+	logged := false
 	for {
+		h, err := acquireLease(ctx, st, log, name, ttl)
+		if err == nil {
+			return h, nil
+		}
+		if !errors.Is(err, store.ErrLeaseHeld) {
+			return nil, err
+		}
+		held, _ := st.LeaseByName(ctx, name)
+		switch {
+		case first.Fence == 0:
+			first = held
+		case held.Fence == first.Fence && held.Expires.After(first.Expires) && leaveToLiveHolder:
+			// Renewed since we first looked: its holder is alive.
+			log.Info("the lease is held by a live process", "lease", name, "holder", held.Label, "fence", held.Fence)
+			return nil, errHeldElsewhere
+		case held.Fence != first.Fence:
+			first = held // taken over or released and taken again; watch the new holder
+		}
+		if !logged {
+			log.Info("waiting for the lease", "lease", name, "holder", held.Label, "fence", held.Fence, "expires", held.Expires)
+			logged = true
+		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
-			ok, err := r.store.AcquireLease(ctx, LeaseName, r.holder, leaseTTL, r.now())
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil || !ok {
-				stop(fmt.Errorf("lost the send lease (err: %v)", err))
-				return
-			}
+			return nil, ctx.Err()
+		case <-time.After(poll):
 		}
 	}
+}
+
+// Lease is the lease as last renewed.
+func (h *heldLease) Lease() store.Lease {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lease
+}
+
+// Fence is the lease's fencing number.
+func (h *heldLease) Fence() int64 { return h.Lease().Fence }
+
+// Deadline is the moment after which this process must no longer act on the lease.
+func (h *heldLease) Deadline() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.deadline
+}
+
+// Err says why the lease may not be acted on now, or nil.
+func (h *heldLease) Err() error {
+	if h.ctx.Err() != nil {
+		return context.Cause(h.ctx)
+	}
+	if !time.Now().Before(h.Deadline()) {
+		return fmt.Errorf("%w: its time ran out before it could be renewed", errLeaseGone)
+	}
+	return nil
+}
+
+// Lost reports whether the lease ended other than by the run stopping.
+func (h *heldLease) Lost() bool {
+	return errors.Is(context.Cause(h.ctx), errLeaseGone)
+}
+
+// lose ends the lease's context with a reason (idempotent).
+func (h *heldLease) lose(why error) {
+	h.cancel(fmt.Errorf("%w: %w", errLeaseGone, why))
+}
+
+// heartbeat renews the lease every third of its time to live until h.ctx ends.
+// A renewal the store refuses loses the lease at once; one that fails (the
+// database unreachable) is tried again on the next beat, until the local
+// deadline passes.
+func (h *heldLease) heartbeat() {
+	defer close(h.done)
+	beat := time.NewTicker(h.ttl / 3)
+	defer beat.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-beat.C:
+		}
+		if err := h.Err(); err != nil {
+			h.lose(err)
+			return
+		}
+		asked := time.Now()
+		cur := h.Lease()
+		ctx, cancel := context.WithDeadline(h.ctx, h.Deadline())
+		renewed, err := h.store.RenewLease(ctx, cur, h.ttl)
+		cancel()
+		switch {
+		case err == nil:
+			h.mu.Lock()
+			h.lease, h.deadline = renewed, asked.Add(h.ttl-localMargin(h.ttl))
+			h.mu.Unlock()
+		case errors.Is(err, store.ErrLeaseLost):
+			h.log.Error("lease lost: another process took it over; stopping", "lease", cur.Name, "fence", cur.Fence)
+			h.lose(err)
+			return
+		case h.ctx.Err() != nil:
+			return
+		default:
+			h.log.Warn("renewing the lease failed; trying again", "lease", cur.Name, "err", err)
+		}
+	}
+}
+
+// release stops the heartbeat and gives the lease up (claims made under it
+// become free at once). Safe to call more than once.
+func (h *heldLease) release(ctx context.Context) {
+	h.cancel(context.Canceled)
+	<-h.done
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := h.store.ReleaseLease(rctx, h.Lease()); err != nil {
+		h.log.Warn("releasing the lease", "lease", h.Lease().Name, "err", err)
+	}
+}
+
+// messageContext is the context for sending one message under the lease: it
+// ends when the lease is lost or the run stops, and has the lease's local
+// deadline (or timeout from now, when sooner). mail.Sender stops a message
+// that has not reached the server by then, and finishes one that has.
+// parent is a context derived from h.ctx.
+func (h *heldLease) messageContext(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	deadline := h.Deadline()
+	if soon := time.Now().Add(timeout); soon.Before(deadline) {
+		deadline = soon
+	}
+	return context.WithDeadline(parent, deadline)
 }

@@ -23,7 +23,8 @@ const planBatch = 500
 
 // plan streams the active subscribers, decides who is due and what each gets, and
 // records the pending deliveries together with the advanced watermarks.
-func (r *Runner) plan(ctx context.Context, sum *Summary, pieces []content.Piece) error {
+// Every batch is written only while lease is held.
+func (r *Runner) plan(ctx context.Context, lease *heldLease, sum *Summary, pieces []content.Piece) error {
 	now := r.now()
 	byFirstSeen := piecesByFirstSeen(pieces)
 	var digestID int64
@@ -32,7 +33,7 @@ func (r *Runner) plan(ctx context.Context, sum *Summary, pieces []content.Piece)
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := r.store.PlanDeliveries(ctx, digestID, batch, now); err != nil {
+		if err := r.store.PlanDeliveries(ctx, lease.Lease(), digestID, batch, now); err != nil {
 			return fmt.Errorf("plan deliveries: %w", err)
 		}
 		batch = batch[:0]

@@ -43,14 +43,17 @@ type recorded struct {
 	ack chan error
 }
 
-// send delivers every pending delivery that is due, in passes, until none is due
-// within maxInRunWait or ctx ends.
-func (r *Runner) send(ctx context.Context, sum *Summary, pieces []content.Piece, retryNow bool) error {
+// send delivers the pending deliveries that are due, claiming them under
+// lease, in passes, until nothing this sender may claim comes due within
+// maxInRunWait, the run is stopped, or the lease is lost. Deliveries other live
+// senders hold are waited for up to maxInRunWait too: should their sender die,
+// its claims come free when its lease expires, and this run takes them over.
+func (r *Runner) send(ctx context.Context, lease *heldLease, sum *Summary, pieces []content.Piece, retryNow bool) error {
 	byID := make(map[string]*content.Piece, len(pieces))
 	for i := range pieces {
 		byID[pieces[i].ID] = &pieces[i]
 	}
-	counts, err := r.store.CountDeliveries(ctx)
+	counts, err := r.store.CountDeliveries(lease.ctx)
 	if err != nil {
 		return fmt.Errorf("count deliveries: %w", err)
 	}
@@ -63,45 +66,69 @@ func (r *Runner) send(ctx context.Context, sum *Summary, pieces []content.Piece,
 		defer func() { _ = bar.Finish() }()
 	}
 
-	for ctx.Err() == nil {
+	var (
+		st             store.PendingState
+		elsewhereSince time.Time
+	)
+passes:
+	for lease.ctx.Err() == nil {
 		due := r.now()
 		if retryNow {
 			// The first pass takes every pending delivery, whatever its backoff says.
 			due, retryNow = due.Add(100*365*24*time.Hour), false
 		}
-		if err := r.sendPass(ctx, sum, byID, bar, due); err != nil {
+		claimed, err := r.sendPass(lease, sum, byID, bar, due)
+		if err != nil {
 			return err
 		}
-		next, err := r.store.EarliestPending(ctx)
-		if errors.Is(err, store.ErrNotFound) {
+		if lease.ctx.Err() != nil {
 			break
 		}
-		if err != nil {
+		if st, err = r.store.PendingState(lease.ctx, lease.Fence()); err != nil {
 			return fmt.Errorf("read pending deliveries: %w", err)
 		}
-		wait := next.Sub(r.now())
-		if wait > maxInRunWait {
-			break
-		}
-		if wait > 0 {
-			r.log.Info("waiting for retries to come due", "in", wait.Round(time.Millisecond))
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
+		var wait time.Duration
+		openIn := st.NextOpen.Sub(r.now())
+		switch {
+		case st.Open > 0 && openIn <= maxInRunWait:
+			wait = max(openIn, 0)
+			if wait > 0 {
+				r.log.Info("waiting for retries to come due", "in", wait.Round(time.Millisecond))
+			} else if claimed == 0 {
+				// Due but not claimable this instant (another sender is
+				// claiming them): look again shortly rather than spin.
+				wait = 100 * time.Millisecond
 			}
+		case st.Elsewhere > 0:
+			if elsewhereSince.IsZero() {
+				elsewhereSince = time.Now()
+				r.log.Info("other senders hold deliveries; standing by in case one stops", "deliveries", st.Elsewhere)
+			}
+			if time.Since(elsewhereSince) > maxInRunWait {
+				break passes
+			}
+			wait = time.Second
+		default:
+			break passes
+		}
+		select {
+		case <-lease.ctx.Done():
+		case <-time.After(wait):
 		}
 	}
-	// Whatever is left, for whatever reason, is pending for the next run.
+	// Whatever is left, for whatever reason, is pending for the next run (or
+	// held by another sender).
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if counts, err = r.store.CountDeliveries(rctx); err == nil {
-		sum.Pending = int(counts.Pending)
+	if st, err = r.store.PendingState(rctx, lease.Fence()); err == nil {
+		sum.Pending, sum.Elsewhere = int(st.Open), int(st.Elsewhere)
 	}
 	return nil
 }
 
-// sendPass streams the due pending deliveries once through the senders.
-func (r *Runner) sendPass(ctx context.Context, sum *Summary, byID map[string]*content.Piece, bar *progressbar.ProgressBar, due time.Time) error {
+// sendPass streams the due deliveries this sender can claim once through the
+// senders, and says how many it claimed.
+func (r *Runner) sendPass(lease *heldLease, sum *Summary, byID map[string]*content.Piece, bar *progressbar.ProgressBar, due time.Time) (int, error) {
 	conns := r.cfg.Mail.SMTP.Connections
 	if r.cfg.Mail.Transport == "file" {
 		conns = 1
@@ -125,52 +152,59 @@ func (r *Runner) sendPass(ctx context.Context, sum *Summary, byID map[string]*co
 		}
 	}
 
+	// passCtx ends when the run is stopped, the lease is lost, or the ledger
+	// cannot be written: queued messages are then left pending, and only those
+	// already on the wire finish.
+	passCtx, stopPass := context.WithCancel(lease.ctx)
+	defer stopPass()
+
 	// The ledger writer: commits whatever outcomes have arrived in one transaction.
 	// A sender waits for its outcome to commit before taking the next message, so at
 	// most one accepted-but-unrecorded message per connection can exist: that is the
 	// whole of what a kill can duplicate.
 	ledgerErr := make(chan error, 1)
 	go func() {
-		ledgerErr <- r.ledger(results, note, sum, conns)
+		ledgerErr <- r.ledger(lease, results, note, sum, conns)
 	}()
 
-	// passCtx ends when the run is stopped or the ledger cannot be written: queued
-	// messages are then left pending, and only those already on the wire finish.
-	passCtx, stopPass := context.WithCancel(ctx)
-	defer stopPass()
 	var wg sync.WaitGroup
 	for range conns {
-		wg.Go(func() { r.sender(passCtx, stopPass, jobs, results) })
+		wg.Go(func() { r.sender(passCtx, stopPass, lease, jobs, results) })
 	}
 
-	// The producer reads the ledger page by page, renders, and feeds the senders.
-	prodErr := r.produce(passCtx, jobs, results, byID, due)
+	// The producer claims the ledger page by page, renders, and feeds the senders.
+	claimed, prodErr := r.produce(passCtx, lease, jobs, results, byID, due)
 	close(jobs)
 	wg.Wait()
 	close(results)
 	if err := <-ledgerErr; err != nil {
-		return err
+		return claimed, err
 	}
 	if prodErr != nil && !errors.Is(prodErr, context.Canceled) {
-		return prodErr
+		return claimed, prodErr
 	}
-	return nil
+	return claimed, nil
 }
 
-// produce feeds the senders with the pending deliveries due at due.
-func (r *Runner) produce(ctx context.Context, jobs chan<- job, results chan<- recorded, byID map[string]*content.Piece, due time.Time) error {
+// produce claims the due deliveries page by page and feeds them to the senders.
+func (r *Runner) produce(ctx context.Context, lease *heldLease, jobs chan<- job, results chan<- recorded, byID map[string]*content.Piece, due time.Time) (claimed int, err error) {
 	var after int64
 	for {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return claimed, ctx.Err()
 		}
-		page, err := r.store.PendingDeliveries(ctx, after, due, pendingPage)
+		page, err := r.store.ClaimDeliveries(ctx, lease.Fence(), after, due, pendingPage)
+		if errors.Is(err, store.ErrLeaseLost) {
+			lease.lose(err)
+			return claimed, nil
+		}
 		if err != nil {
-			return fmt.Errorf("read pending deliveries: %w", err)
+			return claimed, fmt.Errorf("claim pending deliveries: %w", err)
 		}
 		if len(page) == 0 {
-			return nil
+			return claimed, nil
 		}
+		claimed += len(page)
 		for _, d := range page {
 			after = d.ID
 			if d.SubscriberStatus != store.StatusActive {
@@ -198,7 +232,7 @@ func (r *Runner) produce(ctx context.Context, jobs chan<- job, results chan<- re
 			select {
 			case jobs <- job{d: d, msg: msg}:
 			case <-ctx.Done():
-				return ctx.Err()
+				return claimed, ctx.Err()
 			}
 		}
 	}
@@ -210,21 +244,25 @@ func record(results chan<- recorded, o store.Outcome) {
 	results <- recorded{out: o}
 }
 
-// sender owns one connection and sends jobs over it until jobs closes.
-func (r *Runner) sender(ctx context.Context, stop context.CancelFunc, jobs <-chan job, results chan<- recorded) {
+// sender owns one connection and sends jobs over it until jobs closes. Each
+// message is sent under the lease's context: a message that has not reached
+// the server when the run stops or the lease is lost (or its local time runs
+// out: a process paused past its lease) is not sent at all, and left pending
+// for whoever sends next; one already on the wire is finished, within the
+// send timeout, so the ledger can say what happened.
+func (r *Runner) sender(ctx context.Context, stop context.CancelFunc, lease *heldLease, jobs <-chan job, results chan<- recorded) {
 	var s mail.Sender
 	defer func() {
 		if s != nil {
 			_ = s.Close()
 		}
 	}()
+	timeout := r.cfg.Mail.SMTP.SendTimeout + r.cfg.Mail.SMTP.ConnectTimeout
 	for j := range jobs {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || lease.Err() != nil {
 			continue // stopped: leave it pending
 		}
-		// The send itself is not cancelled with the run: a message on the wire is
-		// finished (within the send timeout) so the ledger can say what happened.
-		sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Mail.SMTP.SendTimeout+r.cfg.Mail.SMTP.ConnectTimeout)
+		sendCtx, cancel := lease.messageContext(ctx, timeout)
 		var err error
 		if s == nil {
 			s, err = r.transport.NewSender(sendCtx)
@@ -236,6 +274,14 @@ func (r *Runner) sender(ctx context.Context, stop context.CancelFunc, jobs <-cha
 			err = s.Send(sendCtx, j.msg)
 		}
 		cancel()
+		if err != nil && mail.NotSent(err) && (ctx.Err() != nil || lease.Err() != nil) {
+			// Never reached the server, and this sender may send no more: the
+			// delivery stays pending, its attempt uncounted.
+			if lerr := lease.Err(); lerr != nil && ctx.Err() == nil {
+				lease.lose(lerr)
+			}
+			continue
+		}
 		o := r.outcome(j, err)
 		if err != nil && mail.Classify(err) == mail.Temporary && s != nil {
 			// The connection may be what failed; start the next message on a fresh one.
@@ -296,12 +342,14 @@ func backoff(base time.Duration, earlier int) time.Duration {
 	return min(d, maxBackoff)
 }
 
-// ledger commits outcomes in groups and acknowledges each once committed.
-// With conns senders, each waiting for its own acknowledgement, a group
-// that is still small waits up to groupWait for more: a commit costs far
-// more than an outcome in it, and every sender not yet heard from is busy
-// on the wire and will report soon.
-func (r *Runner) ledger(results <-chan recorded, note func(store.Outcome), sum *Summary, conns int) error {
+// ledger commits outcomes in groups, under the lease's fence, and
+// acknowledges each once committed. With conns senders, each waiting for its
+// own acknowledgement, a group that is still small waits up to groupWait for
+// more: a commit costs far more than an outcome in it, and every sender not yet
+// heard from is busy on the wire and will report soon. An outcome the store
+// refuses as fenced means another sender took the delivery over: this sender's
+// lease is gone, and it stops.
+func (r *Runner) ledger(lease *heldLease, results <-chan recorded, note func(store.Outcome), sum *Summary, conns int) error {
 	var failed error
 	batch := make([]recorded, 0, 64)
 	outs := make([]store.Outcome, 0, 64)
@@ -318,17 +366,27 @@ func (r *Runner) ledger(results <-chan recorded, note func(store.Outcome), sum *
 			// A fresh context: outcomes of messages already accepted must be recorded
 			// even when the run is being stopped.
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			suppressed, err := r.store.RecordOutcomes(ctx, outs, r.cfg.Mail.BounceLimit)
+			res, err := r.store.RecordOutcomes(ctx, lease.Fence(), outs, r.cfg.Mail.BounceLimit)
 			cancel()
 			if err != nil {
 				failed = fmt.Errorf("record outcomes: %w", err)
 				r.log.Error("ledger write failed; stopping the send", "err", err)
 			} else {
-				for _, o := range outs {
-					note(o)
+				fenced := make(map[int64]bool, len(res.Fenced))
+				for _, id := range res.Fenced {
+					fenced[id] = true
 				}
-				sum.Suppressed += len(suppressed)
-				for _, id := range suppressed {
+				for _, o := range outs {
+					if !fenced[o.DeliveryID] {
+						note(o)
+					}
+				}
+				if len(res.Fenced) > 0 {
+					r.log.Error("another sender took over deliveries this one held; stopping", "deliveries", len(res.Fenced), "fence", lease.Fence())
+					lease.lose(fmt.Errorf("%d deliveries were taken over by another sender", len(res.Fenced)))
+				}
+				sum.Suppressed += len(res.Suppressed)
+				for _, id := range res.Suppressed {
 					r.log.Warn("address suppressed after hard failures", "subscriber", id)
 				}
 			}

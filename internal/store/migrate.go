@@ -13,10 +13,11 @@ import (
 	"time"
 )
 
-// migrationFiles holds the schema as numbered SQL files (0001_init.sql, ...), applied
-// in order; a file, once released, is never edited: changes go into a new number.
+// migrationFiles holds the schema of each engine as numbered SQL files
+// (migrations/<engine>/0001_init.sql, ...), applied in order; a file, once
+// released, is never edited: changes go into a new number, for both engines.
 //
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
 
 type migration struct {
@@ -59,58 +60,57 @@ func loadMigrations(files fs.FS, dir string) ([]migration, error) {
 
 // migrate applies every migration not yet recorded in schema_migrations, each in its
 // own write transaction. The applied check is repeated inside the transaction, under
-// the write lock, so two processes opening the same new file apply each version once.
-func migrate(ctx context.Context, db *sql.DB, migrations []migration, now func() time.Time) error {
-	// In a write transaction (BEGIN IMMEDIATE with this pool), not autocommit: an
+// the write lock (SQLite) or an advisory lock (PostgreSQL), so two processes opening
+// the same new database apply each version once.
+func (s *DB) migrate(ctx context.Context, migrations []migration) error {
+	// In a write transaction (BEGIN IMMEDIATE on SQLite), not autocommit: an
 	// autocommit CREATE would read the schema first and then fail to upgrade to a
 	// writer, without waiting, if another process wrote in between.
-	tx, err := db.BeginTx(ctx, nil)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.serialize(ctx, tx, lockMigrations); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.sql["migrations-create"])
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("create schema_migrations: begin: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    INTEGER PRIMARY KEY,
-    applied_at BIGINT NOT NULL
-)`); err != nil {
-		_ = tx.Rollback()
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("create schema_migrations: commit: %w", err)
-	}
 	for _, m := range migrations {
-		if err := applyMigration(ctx, db, m, now()); err != nil {
+		if err := s.applyMigration(ctx, m, time.Now()); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m migration, now time.Time) (err error) {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("migration %s: begin: %w", m.name, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
+func (s *DB) applyMigration(ctx context.Context, m migration, now time.Time) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.serialize(ctx, tx, lockMigrations); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
-	}()
-	var applied int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&applied); err != nil {
-		return fmt.Errorf("migration %s: check: %w", m.name, err)
+		var applied int
+		if err := tx.QueryRowContext(ctx, s.sql["migration-applied"], m.version).Scan(&applied); err != nil {
+			return fmt.Errorf("migration %s: check: %w", m.name, err)
+		}
+		if applied > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql["migration-record"], m.version, toMicros(now)); err != nil {
+			return fmt.Errorf("migration %s: record: %w", m.name, err)
+		}
+		return nil
+	})
+}
+
+// serialize waits, inside tx, for other transactions holding key to end, on an
+// engine that lets writers run side by side.
+func (s *DB) serialize(ctx context.Context, tx *sql.Tx, key int64) error {
+	if s.eng.serialize == nil {
+		return nil
 	}
-	if applied > 0 {
-		return tx.Rollback()
-	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("migration %s: %w", m.name, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.version, toMicros(now)); err != nil {
-		return fmt.Errorf("migration %s: record: %w", m.name, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %s: commit: %w", m.name, err)
-	}
-	return nil
+	return s.eng.serialize(ctx, tx, key)
 }

@@ -51,6 +51,14 @@ const (
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrLeaseHeld is returned by AcquireLease when another holder has the lease and
+// it has not expired.
+var ErrLeaseHeld = errors.New("lease held by another process")
+
+// ErrLeaseLost is returned when a write needs a lease (or a claim made under
+// it) that has expired or been taken over: the caller must stop at once.
+var ErrLeaseLost = errors.New("lease lost")
+
 // PieceSeen is what a run tells the store about each piece it loaded.
 type PieceSeen struct {
 	ID   string
@@ -140,6 +148,43 @@ type Outcome struct {
 	NextAttempt  time.Time // for OutcomeRetry
 }
 
+// OutcomeResult says what a batch of outcomes did besides recording them.
+type OutcomeResult struct {
+	// Suppressed lists the subscribers this batch suppressed (bounce limit reached).
+	Suppressed []int64
+	// Fenced lists the deliveries whose outcome was not written because the
+	// delivery is no longer claimed under the writer's fence: another sender took
+	// it over. The writer has lost its lease and must stop sending.
+	Fenced []int64
+}
+
+// Lease is a named right to act alone (plan, or send on an engine with one
+// sender), held until Expires by the store's clock and renewed by heartbeat.
+// Holder is a random token made for each acquisition; Fence is a number drawn
+// from one counter for each acquisition, so no two leases ever share one.
+// Deliveries are claimed under a fence, and every ledger write names it: a
+// holder whose lease expired cannot write over a claim someone else has taken.
+type Lease struct {
+	Name    string
+	Holder  string
+	Label   string // who holds it, for people reading logs (host, pid); never used to decide
+	Fence   int64
+	Expires time.Time
+}
+
+// PendingState describes the pending deliveries as one sender sees them.
+type PendingState struct {
+	// Open: pending deliveries this sender may claim (unclaimed, claimed by itself,
+	// or claimed under an expired lease); NextOpen is when the first of them
+	// comes due (zero when Open is 0).
+	Open     int64
+	NextOpen time.Time
+	// Elsewhere: pending deliveries claimed by other senders whose leases are
+	// live; ElsewhereUntil is the earliest of those leases' expiries.
+	Elsewhere      int64
+	ElsewhereUntil time.Time
+}
+
 // DeliveryCounts summarises the ledger.
 type DeliveryCounts struct {
 	Pending, Sent, Failed, Skipped int64
@@ -159,6 +204,12 @@ type Run struct {
 type Store interface {
 	Close() error
 	Ping(ctx context.Context) error
+	// Engine names the database engine: "sqlite" or "postgres".
+	Engine() string
+	// SharedSend reports whether several processes may send the same digest at
+	// once, each claiming its own deliveries (PostgreSQL). Without it one process
+	// plans and sends at a time (SQLite: one writer, one machine).
+	SharedSend() bool
 
 	// RecordPieces stores the first-seen time (now) of every id not seen before,
 	// updates hashes, and returns the first-seen time of every id passed in.
@@ -170,7 +221,7 @@ type Store interface {
 	// hands to add, streamed so the list is never held whole: new addresses are added
 	// active, known ones updated, file-sourced addresses not among the rows become
 	// gone. Suppressed addresses keep their status whatever the files say. An error
-	// from each (or add) rolls the whole sync back.
+	// from each (or add) rolls the whole sync back. Two syncs never interleave.
 	SyncSubscribers(ctx context.Context, each func(add func(SubscriberInput) error) error, now time.Time) (SyncResult, error)
 	// AddSubscriber inserts an address or updates its name, topics and cadence.
 	// It never lifts a suppression; the returned subscriber shows the status in force.
@@ -187,32 +238,42 @@ type Store interface {
 
 	// CreateDigest starts a digest (one planning pass) and returns its id.
 	CreateDigest(ctx context.Context, now time.Time) (int64, error)
-	// PlanDeliveries, in one transaction, inserts a pending delivery for each entry
+	// PlanDeliveries, in one transaction and only while lease is held (else
+	// ErrLeaseLost, writing nothing), inserts a pending delivery for each entry
 	// with pieces and advances every entry's watermark and LastDigestAt (a due
 	// subscriber with nothing new was served too). A subscriber already holding a
 	// delivery in this digest is left alone.
-	PlanDeliveries(ctx context.Context, digestID int64, planned []PlannedDelivery, now time.Time) error
-	// PendingDeliveries returns up to limit pending deliveries with id > afterID whose
-	// next attempt is due at now, in id order.
-	PendingDeliveries(ctx context.Context, afterID int64, now time.Time, limit int) ([]Delivery, error)
-	// RecordOutcomes applies a batch of outcomes in one transaction. A permanent
-	// outcome adds a hard bounce to the subscriber and suppresses it (bounced) when
-	// it reaches bounceLimit.
-	// It returns the subscribers this batch suppressed.
-	RecordOutcomes(ctx context.Context, outcomes []Outcome, bounceLimit int) (suppressed []int64, err error)
+	PlanDeliveries(ctx context.Context, lease Lease, digestID int64, planned []PlannedDelivery, now time.Time) error
+	// ClaimDeliveries claims, under fence, up to limit pending deliveries with
+	// id > afterID whose next attempt is due at due and which no live lease has
+	// claimed, and returns them in id order. Claimed rows stay this sender's
+	// until its lease ends. ErrLeaseLost when fence's lease is no longer live.
+	ClaimDeliveries(ctx context.Context, fence, afterID int64, due time.Time, limit int) ([]Delivery, error)
+	// RecordOutcomes applies a batch of outcomes in one transaction, each only if
+	// the delivery is still pending and claimed under fence (the others are
+	// listed in the result as fenced). A permanent outcome adds a hard bounce to
+	// the subscriber and suppresses it (bounced) when it reaches bounceLimit.
+	RecordOutcomes(ctx context.Context, fence int64, outcomes []Outcome, bounceLimit int) (OutcomeResult, error)
+	// ReleaseClaims gives up the claims held under fence on deliveries still pending.
+	ReleaseClaims(ctx context.Context, fence int64) error
 	CountDeliveries(ctx context.Context) (DeliveryCounts, error)
-	// EarliestPending returns when the next pending delivery comes due, or ErrNotFound.
-	EarliestPending(ctx context.Context) (time.Time, error)
+	// PendingState says what is left for the sender holding fence, and what
+	// other live senders hold.
+	PendingState(ctx context.Context, fence int64) (PendingState, error)
 
-	// AcquireLease takes or renews the named lease for holder until now+ttl.
-	// It returns false when another holder has it and it has not expired.
-	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error)
-	ReleaseLease(ctx context.Context, name, holder string) error
-	// LeaseHolder says who holds the named lease and until when, or ErrNotFound.
-	LeaseHolder(ctx context.Context, name string) (holder string, expires time.Time, err error)
-	// TakeLease moves the lease from a holder known to be dead to holder, only if
-	// from still holds it.
-	TakeLease(ctx context.Context, name, from, holder string, ttl time.Duration, now time.Time) (bool, error)
+	// AcquireLease takes the named lease for ttl when it is free or expired, with
+	// a new holder token and fence. ErrLeaseHeld (with the current holder's
+	// lease) when a live holder has it. Expiry is by the store's clock (the
+	// database server's, for PostgreSQL), never by the caller's.
+	AcquireLease(ctx context.Context, name, label string, ttl time.Duration) (Lease, error)
+	// RenewLease extends a live lease by ttl from now. ErrLeaseLost when it has
+	// expired or another holder took it: an expired lease is never renewed.
+	RenewLease(ctx context.Context, lease Lease, ttl time.Duration) (Lease, error)
+	// ReleaseLease gives the lease up if it is still this holder's; claims made
+	// under it become free at once.
+	ReleaseLease(ctx context.Context, lease Lease) error
+	// LeaseByName returns the named lease as it stands, or ErrNotFound.
+	LeaseByName(ctx context.Context, name string) (Lease, error)
 
 	StartRun(ctx context.Context, now time.Time) (int64, error)
 	FinishRun(ctx context.Context, id int64, ok bool, summary string, now time.Time) error

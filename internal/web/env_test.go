@@ -106,7 +106,7 @@ type env struct {
 	t      *testing.T
 	srv    *Server
 	ts     *httptest.Server
-	st     *store.SQLite
+	st     *store.DB
 	smtp   *smtpSink
 	signer *token.Signer
 	out    string

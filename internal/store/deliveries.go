@@ -1,0 +1,283 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// CreateDigest records a new digest and returns its id.
+func (s *DB) CreateDigest(ctx context.Context, now time.Time) (int64, error) {
+	id, err := s.insertID(ctx, "create-digest", toMicros(now))
+	if err != nil {
+		return 0, fmt.Errorf("create digest: %w", err)
+	}
+	return id, nil
+}
+
+// PlanDeliveries records the pending deliveries of a digest and advances
+// watermarks, all in one transaction, while lease is held.
+func (s *DB) PlanDeliveries(ctx context.Context, lease Lease, digestID int64, planned []PlannedDelivery, now time.Time) error {
+	nowUS := toMicros(now)
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkLease(ctx, tx, lease); err != nil {
+			return fmt.Errorf("plan digest %d: %w", digestID, err)
+		}
+		insert := s.stmt(ctx, tx, "plan-delivery")
+		advance := s.stmt(ctx, tx, "advance-watermark")
+		for _, p := range planned {
+			mark := toMicros(p.Watermark)
+			if len(p.PieceIDs) > 0 {
+				res, err := insert.ExecContext(ctx, digestID, p.SubscriberID, encodeList(p.PieceIDs), nowUS)
+				if err != nil {
+					return fmt.Errorf("plan digest %d: subscriber %d: %w", digestID, p.SubscriberID, err)
+				}
+				if n, err := res.RowsAffected(); err != nil || n == 0 {
+					continue // already planned in this digest: leave it alone
+				}
+			}
+			// With no pieces the subscriber was still served at this moment (due,
+			// nothing new), so a daily subscriber is not due again until the next
+			// send time.
+			if _, err := advance.ExecContext(ctx, mark, mark, nowUS, nowUS, p.SubscriberID); err != nil {
+				return fmt.Errorf("plan digest %d: subscriber %d: watermark: %w", digestID, p.SubscriberID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ClaimDeliveries claims the next due, unclaimed pending deliveries after
+// afterID under fence, and returns them with what sending them needs.
+func (s *DB) ClaimDeliveries(ctx context.Context, fence, afterID int64, due time.Time, limit int) ([]Delivery, error) {
+	if limit <= 0 {
+		limit = defaultPendingPage
+	}
+	var out []Delivery
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now, err := s.eng.clock(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := s.checkFence(ctx, tx, fence, now); err != nil {
+			return err
+		}
+		ids, err := claimedIDs(s.stmt(ctx, tx, "claim-deliveries").QueryContext(ctx, fence, afterID, toMicros(due), fence, now, limit))
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			out = nil
+			return nil
+		}
+		args := make([]any, 0, len(ids)+1)
+		args = append(args, fence)
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		q := s.bind(s.raw["claimed-deliveries"] + ` (?` + strings.Repeat(`, ?`, len(ids)-1) + `) ORDER BY d.id`)
+		rows, err := tx.QueryContext(ctx, q, args...)
+		out, err = scanDeliveries(rows, err, len(ids))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries after %d (fence %d): %w", afterID, fence, err)
+	}
+	return out, nil
+}
+
+func claimedIDs(rows *sql.Rows, err error) ([]int64, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+func scanDeliveries(rows *sql.Rows, err error, size int) ([]Delivery, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]Delivery, 0, size)
+	for rows.Next() {
+		var (
+			d         Delivery
+			pieces    string
+			attempts  int64
+			createdAt int64
+		)
+		if err := rows.Scan(&d.ID, &d.DigestID, &d.SubscriberID, &d.Email, &d.Name, &d.SubscriberStatus,
+			&pieces, &attempts, &createdAt); err != nil {
+			return nil, err
+		}
+		if d.PieceIDs, err = decodeList(pieces); err != nil {
+			return nil, fmt.Errorf("delivery %d: piece ids: %w", d.ID, err)
+		}
+		d.Attempts = int(attempts)
+		d.CreatedAt = fromMicros(createdAt)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// RecordOutcomes applies a batch of outcomes in one transaction. An outcome for a
+// row no longer pending, or no longer claimed under fence, changes nothing (and
+// adds no bounce) and is reported as fenced. An outcome of an unknown kind is
+// reported in the error, and the others are still recorded: what the server
+// accepted must reach the ledger.
+func (s *DB) RecordOutcomes(ctx context.Context, fence int64, outcomes []Outcome, bounceLimit int) (OutcomeResult, error) {
+	if bounceLimit < 1 {
+		bounceLimit = 1
+	}
+	var (
+		bad []error
+		res OutcomeResult
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		bad, res = bad[:0], OutcomeResult{}
+		bound := map[string]*sql.Stmt{}
+		stmt := func(name string) *sql.Stmt {
+			if st, ok := bound[name]; ok {
+				return st
+			}
+			st := s.stmt(ctx, tx, name)
+			bound[name] = st
+			return st
+		}
+		for _, o := range outcomes {
+			at := o.At
+			if at.IsZero() {
+				at = time.Now()
+			}
+			atUS := toMicros(at)
+			var (
+				r   sql.Result
+				err error
+			)
+			switch o.Kind {
+			case OutcomeSent:
+				r, err = stmt("outcome-sent").ExecContext(ctx, o.MessageID, atUS, o.DeliveryID, fence)
+			case OutcomeRetry:
+				r, err = stmt("outcome-retry").ExecContext(ctx, clip(o.Error), toMicros(o.NextAttempt), o.DeliveryID, fence)
+			case OutcomePermanent, OutcomeGaveUp:
+				r, err = stmt("outcome-failed").ExecContext(ctx, clip(o.Error), o.DeliveryID, fence)
+			case OutcomeSkipped:
+				r, err = stmt("outcome-skipped").ExecContext(ctx, clip(o.Error), o.DeliveryID, fence)
+			default:
+				bad = append(bad, fmt.Errorf("delivery %d: unknown outcome kind %q", o.DeliveryID, o.Kind))
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("record outcome %s of delivery %d: %w", o.Kind, o.DeliveryID, err)
+			}
+			n, err := r.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("record outcome %s of delivery %d: %w", o.Kind, o.DeliveryID, err)
+			}
+			if n == 0 {
+				res.Fenced = append(res.Fenced, o.DeliveryID)
+				continue
+			}
+			if o.Kind == OutcomePermanent {
+				var (
+					id, bounces int64
+					status      string
+				)
+				err := stmt("count-bounce").QueryRowContext(ctx, bounceLimit, atUS, o.DeliveryID).Scan(&id, &status, &bounces)
+				if err != nil {
+					return fmt.Errorf("count bounce of delivery %d: %w", o.DeliveryID, err)
+				}
+				// Reaching the limit exactly is the moment of suppression.
+				if status == StatusBounced && bounces == int64(bounceLimit) {
+					res.Suppressed = append(res.Suppressed, id)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return OutcomeResult{}, err
+	}
+	if len(bad) > 0 {
+		return res, fmt.Errorf("record outcomes: %w", errors.Join(bad...))
+	}
+	return res, nil
+}
+
+// ReleaseClaims gives up fence's claims on deliveries still pending.
+func (s *DB) ReleaseClaims(ctx context.Context, fence int64) error {
+	if _, err := s.exec(ctx, "release-claims", fence); err != nil {
+		return fmt.Errorf("release claims of fence %d: %w", fence, err)
+	}
+	return nil
+}
+
+// CountDeliveries counts the ledger's rows by status.
+func (s *DB) CountDeliveries(ctx context.Context) (DeliveryCounts, error) {
+	rows, err := s.db.QueryContext(ctx, s.sql["count-deliveries"])
+	if err != nil {
+		return DeliveryCounts{}, fmt.Errorf("count deliveries: %w", err)
+	}
+	defer rows.Close()
+	var c DeliveryCounts
+	for rows.Next() {
+		var (
+			status string
+			n      int64
+		)
+		if err := rows.Scan(&status, &n); err != nil {
+			return DeliveryCounts{}, fmt.Errorf("count deliveries: %w", err)
+		}
+		switch status {
+		case DeliveryPending:
+			c.Pending = n
+		case DeliverySent:
+			c.Sent = n
+		case DeliveryFailed:
+			c.Failed = n
+		case DeliverySkipped:
+			c.Skipped = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return DeliveryCounts{}, fmt.Errorf("count deliveries: %w", err)
+	}
+	return c, nil
+}
+
+// PendingState says what is left for fence's sender and what other live
+// senders hold.
+func (s *DB) PendingState(ctx context.Context, fence int64) (PendingState, error) {
+	now, err := s.eng.clock(ctx, s.db)
+	if err != nil {
+		return PendingState{}, fmt.Errorf("pending deliveries: %w", err)
+	}
+	var (
+		st                 PendingState
+		nextOpen, elseTill int64
+	)
+	err = s.db.QueryRowContext(ctx, s.sql["pending-state"], fence, now).Scan(&st.Open, &nextOpen, &st.Elsewhere, &elseTill)
+	if err != nil {
+		return PendingState{}, fmt.Errorf("pending deliveries: %w", err)
+	}
+	if st.Open > 0 {
+		// next_attempt 0 means "at once"; keep it a real time for the caller.
+		st.NextOpen = time.UnixMicro(nextOpen).UTC()
+	}
+	if st.Elsewhere > 0 {
+		st.ElsewhereUntil = fromMicros(elseTill)
+	}
+	return st, nil
+}

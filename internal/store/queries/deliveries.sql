@@ -1,0 +1,64 @@
+-- name: plan-delivery
+INSERT INTO deliveries (digest_id, subscriber_id, status, piece_ids, attempts, next_attempt, created_at)
+VALUES (?, ?, 'pending', ?, 0, 0, ?)
+ON CONFLICT (digest_id, subscriber_id) DO NOTHING
+
+-- name: claim-deliveries
+-- A row is free to claim when nobody claimed it, this fence did, or the lease
+-- that claimed it is no longer live. SKIP LOCKED lets several senders claim side
+-- by side on PostgreSQL, each passing over the rows another is claiming.
+UPDATE deliveries SET claim_fence = ?
+ WHERE id IN (
+       SELECT d.id FROM deliveries d
+        WHERE d.status = 'pending' AND d.id > ? AND d.next_attempt <= ?
+          AND (d.claim_fence = 0 OR d.claim_fence = ?
+               OR NOT EXISTS (SELECT 1 FROM leases l WHERE l.fence = d.claim_fence AND l.expires_at > ?))
+        ORDER BY d.id
+        LIMIT ?
+        {{skip_locked}})
+RETURNING id
+
+-- name: claimed-deliveries
+-- The caller appends the list of ids claimed: "(?, ?, ...)".
+SELECT d.id, d.digest_id, d.subscriber_id, s.email, s.name, s.status,
+       d.piece_ids, d.attempts, d.created_at
+  FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+ WHERE d.claim_fence = ? AND d.status = 'pending' AND d.id IN
+
+-- Every outcome is written only to a row still pending and still claimed under
+-- the writer's fence: a row that was sent (or failed) never goes back, a replayed
+-- outcome changes nothing, and a sender whose claim was taken over writes nothing.
+
+-- name: outcome-sent
+UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, attempts = attempts + 1, last_error = ''
+ WHERE id = ? AND status = 'pending' AND claim_fence = ?
+
+-- name: outcome-retry
+-- The claim stays: the sender takes the row again when it comes due, and gives
+-- it up (ReleaseClaims, or its lease ending) when it stops.
+UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt = ?
+ WHERE id = ? AND status = 'pending' AND claim_fence = ?
+
+-- name: outcome-failed
+UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = ?
+ WHERE id = ? AND status = 'pending' AND claim_fence = ?
+
+-- name: outcome-skipped
+UPDATE deliveries SET status = 'skipped', last_error = ?
+ WHERE id = ? AND status = 'pending' AND claim_fence = ?
+
+-- name: release-claims
+UPDATE deliveries SET claim_fence = 0 WHERE claim_fence = ? AND status = 'pending'
+
+-- name: count-deliveries
+SELECT status, COUNT(*) FROM deliveries GROUP BY status
+
+-- name: pending-state
+-- Open: rows this fence may claim; elsewhere: rows held under other live leases.
+SELECT COALESCE(SUM(CASE WHEN l.fence IS NULL THEN 1 ELSE 0 END), 0),
+       COALESCE(MIN(CASE WHEN l.fence IS NULL THEN d.next_attempt END), 0),
+       COALESCE(SUM(CASE WHEN l.fence IS NOT NULL THEN 1 ELSE 0 END), 0),
+       COALESCE(MIN(l.expires_at), 0)
+  FROM deliveries d
+  LEFT JOIN leases l ON l.fence = d.claim_fence AND d.claim_fence <> 0 AND d.claim_fence <> ? AND l.expires_at > ?
+ WHERE d.status = 'pending'

@@ -1,0 +1,2 @@
+-- name: create-digest
+INSERT INTO digests (created_at) VALUES (?) RETURNING id

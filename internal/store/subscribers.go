@@ -1,0 +1,338 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// maxDuplicateExamples bounds how many repeated addresses a sync names.
+const maxDuplicateExamples = 20
+
+// syncRowsPerStatement rows go into the staging table per statement (six
+// parameters each).
+const syncRowsPerStatement = 500
+
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+func scanSubscriber(row rowScanner) (Subscriber, error) {
+	var (
+		sub                                                     Subscriber
+		topics                                                  string
+		joined, confirmed, watermark, lastDigest, updated, hard int64
+	)
+	err := row.Scan(&sub.ID, &sub.Email, &sub.Name, &topics, &sub.Cadence, &sub.Source, &sub.Status,
+		&joined, &confirmed, &sub.ConsentIP, &sub.ConsentSource, &watermark, &lastDigest, &hard, &updated)
+	if err != nil {
+		return Subscriber{}, err
+	}
+	if sub.Topics, err = decodeList(topics); err != nil {
+		return Subscriber{}, fmt.Errorf("subscriber %d: topics: %w", sub.ID, err)
+	}
+	sub.JoinedAt = fromMicros(joined)
+	sub.ConfirmedAt = fromMicros(confirmed)
+	sub.Watermark = fromMicros(watermark)
+	sub.LastDigestAt = fromMicros(lastDigest)
+	sub.UpdatedAt = fromMicros(updated)
+	sub.HardBounces = int(hard)
+	return sub, nil
+}
+
+// SyncSubscribers makes the file-sourced subscribers match the rows each hands to
+// add. Rows are streamed into a staging table and merged with set-based SQL in the
+// same transaction, so memory does not grow with the list. Rows whose address
+// belongs to a web or CLI subscriber leave that subscriber to its owner: the file
+// neither changes nor removes it. A gone address that returns starts afresh
+// (joined now, no watermark), so it is not mailed everything it missed while away.
+// An address listed twice: the later row wins, and the result names it. Syncs of
+// several processes (replicas on PostgreSQL) run one after another.
+func (s *DB) SyncSubscribers(ctx context.Context, each func(add func(SubscriberInput) error) error, now time.Time) (SyncResult, error) {
+	nowUS := toMicros(now)
+	var res SyncResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res = SyncResult{}
+		if err := s.serialize(ctx, tx, lockSync); err != nil {
+			return fmt.Errorf("sync subscribers: %w", err)
+		}
+		for _, q := range []string{"sync-staging-create", "sync-want-create", "sync-staging-clear", "sync-want-clear"} {
+			if _, err := tx.ExecContext(ctx, s.sql[q]); err != nil {
+				return fmt.Errorf("sync subscribers: staging: %w", err)
+			}
+		}
+		if err := s.stageRows(ctx, tx, each); err != nil {
+			return fmt.Errorf("sync subscribers: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql["sync-want-fill"]); err != nil {
+			return fmt.Errorf("sync subscribers: staging: %w", err)
+		}
+		if err := tx.QueryRowContext(ctx, s.sql["sync-duplicate-count"]).Scan(&res.Duplicates); err != nil {
+			return fmt.Errorf("sync subscribers: duplicates: %w", err)
+		}
+		if res.Duplicates > 0 {
+			var err error
+			if res.DuplicateExamples, err = duplicateExamples(tx.QueryContext(ctx, s.sql["sync-duplicate-examples"], maxDuplicateExamples)); err != nil {
+				return fmt.Errorf("sync subscribers: duplicates: %w", err)
+			}
+		}
+		if err := tx.QueryRowContext(ctx, s.sql["sync-kept-suppressed"]).Scan(&res.KeptSuppressed); err != nil {
+			return fmt.Errorf("sync subscribers: suppressed: %w", err)
+		}
+		steps := []struct {
+			count *int
+			name  string
+			args  []any
+		}{
+			{&res.Gone, "sync-gone", []any{nowUS}},
+			{&res.Reactivated, "sync-reactivate", []any{nowUS, nowUS}},
+			{&res.Updated, "sync-update", []any{nowUS}},
+			{&res.Added, "sync-add", []any{nowUS, nowUS}},
+		}
+		for _, st := range steps {
+			r, err := tx.ExecContext(ctx, s.sql[st.name], st.args...)
+			if err != nil {
+				return fmt.Errorf("sync subscribers: %s: %w", st.name, err)
+			}
+			n, err := r.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("sync subscribers: %s: %w", st.name, err)
+			}
+			*st.count = int(n)
+		}
+		// Leave the staging tables empty: they live as long as the connection.
+		for _, q := range []string{"sync-staging-clear", "sync-want-clear"} {
+			if _, err := tx.ExecContext(ctx, s.sql[q]); err != nil {
+				return fmt.Errorf("sync subscribers: staging: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return SyncResult{}, err
+	}
+	return res, nil
+}
+
+// stageRows streams the rows each hands over into sync_rows, many per statement.
+func (s *DB) stageRows(ctx context.Context, tx *sql.Tx, each func(add func(SubscriberInput) error) error) error {
+	full, err := tx.PrepareContext(ctx, s.bind(strings.Replace(s.raw["sync-staging-insert"], "{{values}}", valuesList(syncRowsPerStatement, 6), 1)))
+	if err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	defer full.Close()
+	args := make([]any, 0, 6*syncRowsPerStatement)
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		var err error
+		if len(args) == cap(args) {
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			q := strings.Replace(s.raw["sync-staging-insert"], "{{values}}", valuesList(len(args)/6, 6), 1)
+			_, err = tx.ExecContext(ctx, s.bind(q), args...)
+		}
+		args = args[:0]
+		return err
+	}
+	n := 0
+	err = each(func(in SubscriberInput) error {
+		n++
+		email := normalizeEmail(in.Email)
+		if email == "" {
+			return fmt.Errorf("row %d: empty email", n)
+		}
+		args = append(args, n, email, in.Name, encodeList(in.Topics), in.Cadence, in.ConsentSource)
+		if len(args) == cap(args) {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+func duplicateExamples(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var email, origins string
+		if err := rows.Scan(&email, &origins); err != nil {
+			return nil, err
+		}
+		out = append(out, email+" ("+origins+")")
+	}
+	return out, rows.Err()
+}
+
+// AddSubscriber inserts an address, or updates the name, topics and cadence of a
+// known one. A gone address comes back with the input's source and status; a
+// suppressed one stays suppressed; an active or pending one keeps its status.
+func (s *DB) AddSubscriber(ctx context.Context, in SubscriberInput, now time.Time) (Subscriber, error) {
+	email := normalizeEmail(in.Email)
+	if email == "" {
+		return Subscriber{}, errors.New("add subscriber: empty email")
+	}
+	source := in.Source
+	if source == "" {
+		source = SourceCLI
+	}
+	status := in.Status
+	if status == "" {
+		status = StatusActive
+		if source == SourceWeb {
+			status = StatusPending
+		}
+	}
+	if !knownStatus(status) {
+		return Subscriber{}, fmt.Errorf("add subscriber %s: unknown status %q", email, status)
+	}
+	nowUS := toMicros(now)
+	topics := encodeList(in.Topics)
+	var sub Subscriber
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			id      int64
+			current string
+			err     error
+		)
+		// Twice at most: when two processes add a new address at once (replicas
+		// on PostgreSQL), the insert of the second finds the first's row, which
+		// it then reads, locked, and updates.
+		for attempt := 0; attempt < 2; attempt++ {
+			err = tx.QueryRowContext(ctx, s.sql["subscriber-status-for-update"], email).Scan(&id, &current)
+			if !errNoRows(err) {
+				break
+			}
+			confirmed := int64(0)
+			if status == StatusActive {
+				confirmed = nowUS
+			}
+			err = tx.QueryRowContext(ctx, s.sql["insert-subscriber"], email, in.Name, topics, in.Cadence, source, status,
+				nowUS, confirmed, in.ConsentIP, in.ConsentSource, nowUS).Scan(&id)
+			if !errNoRows(err) {
+				current = ""
+				break
+			}
+		}
+		switch {
+		case err != nil, current == "":
+		case current == StatusGone:
+			_, err = tx.ExecContext(ctx, s.sql["return-subscriber"], in.Name, topics, in.Cadence, source, status, nowUS, nowUS, id)
+		default:
+			_, err = tx.ExecContext(ctx, s.sql["update-subscriber"], in.Name, topics, in.Cadence, nowUS, id)
+		}
+		if err != nil {
+			return fmt.Errorf("add subscriber %s: %w", email, err)
+		}
+		sub, err = scanSubscriber(tx.QueryRowContext(ctx, s.sql["subscriber-by-id"], id))
+		if err != nil {
+			return fmt.Errorf("add subscriber %s: read back: %w", email, err)
+		}
+		return nil
+	})
+	return sub, err
+}
+
+// SubscriberByEmail looks an address up, case-insensitively.
+func (s *DB) SubscriberByEmail(ctx context.Context, email string) (Subscriber, error) {
+	sub, err := scanSubscriber(s.db.QueryRowContext(ctx, s.sql["subscriber-by-email"], normalizeEmail(email)))
+	if errNoRows(err) {
+		return Subscriber{}, fmt.Errorf("subscriber %q: %w", email, ErrNotFound)
+	}
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("subscriber %q: %w", email, err)
+	}
+	return sub, nil
+}
+
+// SubscriberByID looks a subscriber up by id.
+func (s *DB) SubscriberByID(ctx context.Context, id int64) (Subscriber, error) {
+	sub, err := scanSubscriber(s.db.QueryRowContext(ctx, s.sql["subscriber-by-id"], id))
+	if errNoRows(err) {
+		return Subscriber{}, fmt.Errorf("subscriber %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("subscriber %d: %w", id, err)
+	}
+	return sub, nil
+}
+
+// EachSubscriber pages through subscribers by id. No connection is held while fn
+// runs, so fn may call the store (even write to it).
+func (s *DB) EachSubscriber(ctx context.Context, statuses []string, fn func(Subscriber) error) error {
+	query := s.raw["subscribers-page"]
+	args := []any{int64(0)}
+	if len(statuses) > 0 {
+		query += ` AND status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
+		for _, st := range statuses {
+			args = append(args, st)
+		}
+	}
+	query = s.bind(query + ` ORDER BY id LIMIT ?`)
+	args = append(args, subscriberPageSize)
+	page := make([]Subscriber, 0, subscriberPageSize)
+	for {
+		page = page[:0]
+		rows, err := s.db.QueryContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("each subscriber after id %d: %w", args[0], err)
+		}
+		for rows.Next() {
+			sub, err := scanSubscriber(rows)
+			if err != nil {
+				_ = rows.Close()
+				return fmt.Errorf("each subscriber: %w", err)
+			}
+			page = append(page, sub)
+		}
+		err = rows.Err()
+		_ = rows.Close()
+		if err != nil {
+			return fmt.Errorf("each subscriber after id %d: %w", args[0], err)
+		}
+		for _, sub := range page {
+			if err := fn(sub); err != nil {
+				return err
+			}
+		}
+		if len(page) < subscriberPageSize {
+			return nil
+		}
+		args[0] = page[len(page)-1].ID
+	}
+}
+
+// SetStatus changes a subscriber's status. Setting active records the
+// confirmation time when there was none and clears the hard-bounce count.
+func (s *DB) SetStatus(ctx context.Context, id int64, status string, now time.Time) error {
+	if !knownStatus(status) {
+		return fmt.Errorf("set status of subscriber %d: unknown status %q", id, status)
+	}
+	nowUS := toMicros(now)
+	res, err := s.exec(ctx, "set-status", status, nowUS, status, nowUS, status, id)
+	return affectedOne(res, err, fmt.Sprintf("set status of subscriber %d", id))
+}
+
+// SetPreferences changes a subscriber's topics and cadence.
+func (s *DB) SetPreferences(ctx context.Context, id int64, topics []string, cadence string, now time.Time) error {
+	res, err := s.exec(ctx, "set-preferences", encodeList(topics), cadence, toMicros(now), id)
+	return affectedOne(res, err, fmt.Sprintf("set preferences of subscriber %d", id))
+}
+
+func knownStatus(status string) bool {
+	switch status {
+	case StatusPending, StatusActive, StatusGone:
+		return true
+	}
+	return IsSuppressed(status)
+}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"publisher/internal/pgtest"
 )
 
 // binary is the publisher built once for the whole package.
@@ -34,7 +36,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building publisher:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// Tests of replicas on PostgreSQL share one private cluster (pgtest).
+	code := pgtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

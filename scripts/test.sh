@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The test command. On a bare Debian machine it first installs what the tests use
-# (Debian's feedparser, Chromium, podman; Mailpit through the Go module proxy), then
-# runs every Go test, including the end-to-end, crash and fault suites and the
-# container image test. Nothing is skipped for want of a tool.
+# (Debian's feedparser, Chromium, podman, PostgreSQL; Mailpit through the Go module
+# proxy), then runs every Go test, including the end-to-end, crash and fault suites
+# and the container image test. Nothing is skipped for want of a tool. The tests
+# that need PostgreSQL start a private cluster of their own (internal/pgtest:
+# initdb and pg_ctl in a temporary folder, as an unprivileged user, on a free
+# loopback port) and stop it when they end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +19,8 @@ command -v buildah >/dev/null || apt_needed+=(buildah)
 command -v runc >/dev/null || apt_needed+=(runc)
 command -v busybox >/dev/null || apt_needed+=(busybox-static)
 command -v script >/dev/null || apt_needed+=(bsdutils) # a pseudo-terminal for the progress-bar test
+command -v unshare >/dev/null || apt_needed+=(util-linux) # PID namespaces: two runs shaped like two containers
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_needed+=(postgresql)
 if [ ${#apt_needed[@]} -gt 0 ]; then
 	echo "test.sh: installing ${apt_needed[*]}" >&2
 	SUDO=""

@@ -339,8 +339,13 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 func (r *Runner) deliver(ctx context.Context, sum *Summary, pieces []content.Piece, newest time.Time, opts Options) error {
 	ttl := r.cfg.Store.LeaseTTL
 	name := leaseSend
+	var passes int64
 	if r.store.SharedSend() {
 		name = leasePlan
+		var err error
+		if passes, err = r.store.PlanPasses(ctx); err != nil {
+			return err
+		}
 	}
 	planner, err := waitForLease(ctx, r.store, r.log, name, ttl, !r.store.SharedSend())
 	if errors.Is(err, errHeldElsewhere) {
@@ -352,6 +357,18 @@ func (r *Runner) deliver(ctx context.Context, sum *Summary, pieces []content.Pie
 		return fmt.Errorf("lease %s: %w", name, err)
 	}
 	defer planner.release(ctx)
+	// A replica that planned while this one waited for the lease planned
+	// everything due: its pass began after this run did.
+	planned := false
+	if r.store.SharedSend() {
+		now, err := r.store.PlanPasses(planner.ctx)
+		if err != nil {
+			return leaseErr(planner, err)
+		}
+		if planned = now > passes; planned {
+			r.log.Info("another replica planned while this one waited; sending beside it")
+		}
+	}
 
 	if pieces == nil {
 		// The build did not need the pieces; planning and sending need them only
@@ -367,7 +384,7 @@ func (r *Runner) deliver(ctx context.Context, sum *Summary, pieces []content.Pie
 			if pieces, err = r.Pieces(planner.ctx, sum, true); err != nil {
 				return leaseErr(planner, err)
 			}
-		case anyDue:
+		case anyDue && !planned:
 			// Nothing is new to anyone due: plan without pieces (it only marks them
 			// served); nothing is pending, so there is nothing to send.
 			r.log.Info("subscribers due, but nothing new for any of them")
@@ -377,8 +394,10 @@ func (r *Runner) deliver(ctx context.Context, sum *Summary, pieces []content.Pie
 			return nil
 		}
 	}
-	if err := r.plan(planner.ctx, planner, sum, pieces); err != nil {
-		return leaseErr(planner, err)
+	if !planned {
+		if err := r.plan(planner.ctx, planner, sum, pieces); err != nil {
+			return leaseErr(planner, err)
+		}
 	}
 	sender := planner
 	if r.store.SharedSend() {

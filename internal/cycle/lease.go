@@ -68,7 +68,7 @@ func acquireLease(parent context.Context, st store.Store, log *slog.Logger, name
 	h := &heldLease{store: st, log: log, ttl: ttl, lease: l, deadline: asked.Add(ttl - localMargin(ttl)), done: make(chan struct{})}
 	h.ctx, h.cancel = context.WithCancelCause(parent)
 	go h.heartbeat()
-	log.Debug("lease taken", "lease", name, "fence", l.Fence, "expires", l.Expires)
+	log.Debug("lease taken", "lease", name, "holder", l.Label, "fence", l.Fence, "expires", l.Expires)
 	return h, nil
 }
 

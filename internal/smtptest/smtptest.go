@@ -41,6 +41,9 @@ type Options struct {
 	DropInData func(rcpt string) bool
 	// Delay is waited before each DATA is accepted (a slow server).
 	Delay time.Duration
+	// Discard keeps each message's envelope but not its content, for tests
+	// that send tens of thousands and only count them.
+	Discard bool
 }
 
 // Server is a running test server.
@@ -172,6 +175,9 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	if o.Delay > 0 {
 		time.Sleep(o.Delay)
+	}
+	if o.Discard {
+		data = nil
 	}
 	ss.s.mu.Lock()
 	ss.s.messages = append(ss.s.messages, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: data})

@@ -665,3 +665,31 @@ func childProcess(t *testing.T, eng, target, name string) {
 		}
 	}
 }
+
+// A planning pass is counted only under a live lease.
+func TestPlanPassesCountedUnderALiveLease(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *DB) {
+		ctx := context.Background()
+		if n, err := s.PlanPasses(ctx); err != nil || n != 0 {
+			t.Fatalf("new store: %d passes (%v)", n, err)
+		}
+		l, err := s.AcquireLease(ctx, "plan", "", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := s.PlanPassDone(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.ReleaseLease(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PlanPassDone(ctx, l); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("pass counted under a released lease: %v", err)
+		}
+		if n, _ := s.PlanPasses(ctx); n != 2 {
+			t.Fatalf("%d passes, want 2", n)
+		}
+	})
+}

@@ -76,7 +76,7 @@ type queryer interface {
 // hotStatements are prepared once at open: the send path runs them per message.
 var hotStatements = []string{
 	"outcome-sent", "outcome-retry", "outcome-failed", "outcome-skipped", "count-bounce",
-	"plan-delivery", "advance-watermark", "claim-deliveries",
+	"claim-deliveries",
 }
 
 // open finishes opening db for eng: loads the statements, migrates, prepares.

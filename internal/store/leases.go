@@ -147,3 +147,25 @@ func (s *DB) checkFence(ctx context.Context, tx *sql.Tx, fence int64, now int64)
 	}
 	return err
 }
+
+// PlanPasses counts the planning passes completed so far.
+func (s *DB) PlanPasses(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, s.sql["plan-passes"]).Scan(&n); err != nil {
+		return 0, fmt.Errorf("plan passes: %w", err)
+	}
+	return n, nil
+}
+
+// PlanPassDone counts a completed planning pass, while lease is still held.
+func (s *DB) PlanPassDone(ctx context.Context, lease Lease) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkLease(ctx, tx, lease); err != nil {
+			return fmt.Errorf("plan pass: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql["count-plan-pass"]); err != nil {
+			return fmt.Errorf("plan pass: %w", err)
+		}
+		return nil
+	})
+}

@@ -116,7 +116,11 @@ func numberPlaceholders(q string) string {
 
 // valuesList is n groups of width placeholders: "(?, ?), (?, ?)".
 func valuesList(n, width int) string {
-	group := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
+	return valuesOf(n, "("+strings.TrimSuffix(strings.Repeat("?, ", width), ", ")+")")
+}
+
+// valuesOf is n copies of group, comma-separated.
+func valuesOf(n int, group string) string {
 	var b strings.Builder
 	for i := range n {
 		if i > 0 {

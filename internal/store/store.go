@@ -244,6 +244,11 @@ type Store interface {
 	// subscriber with nothing new was served too). A subscriber already holding a
 	// delivery in this digest is left alone.
 	PlanDeliveries(ctx context.Context, lease Lease, digestID int64, planned []PlannedDelivery, now time.Time) error
+	// PlanPasses counts the planning passes completed so far; PlanPassDone counts
+	// one more, while lease is held. A replica that waited for the plan lease
+	// while another planned sees the count move, and need not plan again.
+	PlanPasses(ctx context.Context) (int64, error)
+	PlanPassDone(ctx context.Context, lease Lease) error
 	// ClaimDeliveries claims, under fence, up to limit pending deliveries with
 	// id > afterID whose next attempt is due at due and which no live lease has
 	// claimed, and returns them in id order. Claimed rows stay this sender's

@@ -1,7 +1,10 @@
--- name: plan-delivery
+-- name: plan-deliveries
+-- {{values}}: one (?, ?, 'pending', ?, 0, 0, ?) per delivery. A subscriber
+-- already planned in this digest is left alone, and not returned.
 INSERT INTO deliveries (digest_id, subscriber_id, status, piece_ids, attempts, next_attempt, created_at)
-VALUES (?, ?, 'pending', ?, 0, 0, ?)
+VALUES {{values}}
 ON CONFLICT (digest_id, subscriber_id) DO NOTHING
+RETURNING subscriber_id
 
 -- name: claim-deliveries
 -- A row is free to claim when nobody claimed it, this fence did, or the lease

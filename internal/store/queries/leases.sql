@@ -33,3 +33,9 @@ SELECT 1 FROM leases WHERE fence = ? AND expires_at > ? {{for_share}}
 -- Each sender on PostgreSQL has a lease of its own; those of processes that
 -- died are removed a day after they expired.
 DELETE FROM leases WHERE expires_at < ?
+
+-- name: plan-passes
+SELECT value FROM counters WHERE name = 'plan_passes'
+
+-- name: count-plan-pass
+UPDATE counters SET value = value + 1 WHERE name = 'plan_passes'

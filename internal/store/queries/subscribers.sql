@@ -45,11 +45,14 @@ UPDATE subscribers SET status = ?, updated_at = ?,
 -- name: set-preferences
 UPDATE subscribers SET topics = ?, cadence = ?, updated_at = ? WHERE id = ?
 
--- name: advance-watermark
--- Watermarks only move forward.
-UPDATE subscribers SET watermark = CASE WHEN watermark < ? THEN ? ELSE watermark END,
+-- name: advance-watermarks
+-- {{values}}: one (CAST(? AS BIGINT), CAST(? AS BIGINT)) per subscriber: its id
+-- and new watermark (typed, since PostgreSQL cannot tell a bare parameter's type
+-- inside VALUES). Watermarks only move forward.
+UPDATE subscribers SET watermark = CASE WHEN subscribers.watermark < v.column2 THEN v.column2 ELSE subscribers.watermark END,
        last_digest_at = ?, updated_at = ?
- WHERE id = ?
+  FROM (VALUES {{values}}) AS v
+ WHERE subscribers.id = v.column1
 
 -- name: count-bounce
 -- The subscriber is taken from the delivery row, not from the caller. All

@@ -11,6 +11,8 @@ CREATE TABLE counters (
     name  TEXT PRIMARY KEY,
     value BIGINT NOT NULL
 );
-INSERT INTO counters (name, value) VALUES ('fence', 0);
+-- fence: the last fencing number drawn. plan_passes: planning passes completed,
+-- so that replicas that waited while another planned need not plan again.
+INSERT INTO counters (name, value) VALUES ('fence', 0), ('plan_passes', 0);
 
 ALTER TABLE deliveries ADD COLUMN claim_fence BIGINT NOT NULL DEFAULT 0;

@@ -82,7 +82,10 @@ func (p *proc) wait(t *testing.T) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-var sentRe = regexp.MustCompile(`, sent (\d+),`)
+var (
+	sentRe = regexp.MustCompile(`, sent (\d+),`)
+	pidOne = regexp.MustCompile(`\bpid 1\b`)
+)
 
 // sent is the "sent N" of a run's summary line.
 func (p *proc) sent(t *testing.T) int {
@@ -127,7 +130,7 @@ func TestRunsInSeparatePIDNamespacesNeverDoubleSend(t *testing.T) {
 	}
 	// Both really were PID 1: the lease's holder label says so in both logs.
 	for name, p := range map[string]*proc{"a": a, "b": b} {
-		if !strings.Contains(p.output(), " pid 1") {
+		if !pidOne.MatchString(p.output()) {
 			t.Errorf("run %s: no lease holder with pid 1 in its log (not in a PID namespace?)\n%s", name, p.output())
 		}
 	}

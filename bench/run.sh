@@ -8,11 +8,13 @@
 #   build   full `publisher build` of 10,000 pieces vs `hugo` on the same articles,
 #           then a no-op `publisher run`; CPU profiles of both
 #   gotest  the go test -bench benchmarks of digest, feed, store and mail
+#   replicas  1, 2 and 3 `publisher run` replicas sharing one send on one private
+#           PostgreSQL cluster, into smtp-sink
 #
-# Usage: bench/run.sh [quick|full] [send] [memory] [build] [gotest]
+# Usage: bench/run.sh [quick|full] [send] [memory] [build] [gotest] [replicas]
 #   (no section names: all of them). quick shrinks every size and repeat count.
 # Overrides in the environment: SEND_N, RUNS, MEM_NS ("10000 100000"), BUILD_N, BUILD_RUNS,
-#   SINK_PORT, CONNS, RESULTS (folder).
+#   REPLICA_N, REPLICA_RUNS, SINK_PORT, CONNS, RESULTS (folder).
 # Results: bench/out/results/ (bench/out/results-quick/ in quick mode): summary.md
 # (summary-SECTIONS.md when only some sections ran), raw logs, /usr/bin/time records
 # and profiles.
@@ -29,20 +31,22 @@ sections=()
 for a in "$@"; do
 	case "$a" in
 	quick | full) mode=$a ;;
-	send | memory | build | gotest) sections+=("$a") ;;
+	send | memory | build | gotest | replicas) sections+=("$a") ;;
 	*)
-		echo "usage: $0 [quick|full] [send] [memory] [build] [gotest]" >&2
+		echo "usage: $0 [quick|full] [send] [memory] [build] [gotest] [replicas]" >&2
 		exit 2
 		;;
 	esac
 done
-[ ${#sections[@]} -eq 0 ] && sections=(send memory build gotest)
+[ ${#sections[@]} -eq 0 ] && sections=(send memory build gotest replicas)
 want() { [[ " ${sections[*]} " == *" $1 "* ]]; }
 
 if [ "$mode" = quick ]; then
 	: "${SEND_N:=10000}" "${RUNS:=2}" "${MEM_NS:=10000 30000}" "${BUILD_N:=2000}" "${BUILD_RUNS:=2}"
+	: "${REPLICA_N:=10000}" "${REPLICA_RUNS:=1}"
 else
 	: "${SEND_N:=100000}" "${RUNS:=3}" "${MEM_NS:=10000 100000 1000000}" "${BUILD_N:=10000}" "${BUILD_RUNS:=5}"
+	: "${REPLICA_N:=50000}" "${REPLICA_RUNS:=3}"
 fi
 : "${SINK_PORT:=2525}" "${CONNS:=20}"
 # Quick runs keep their figures apart from the full ones.
@@ -54,6 +58,7 @@ log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 need_apt=()
 [ -x /usr/sbin/smtp-sink ] && [ -x /usr/sbin/smtp-source ] || need_apt+=(postfix)
 [ -x /usr/bin/time ] || need_apt+=(time)
+want replicas && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	log "installing ${need_apt[*]}"
 	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -147,7 +152,7 @@ stop_sink() {
 trap stop_sink EXIT
 
 # A run of some sections only keeps its own summary, so it does not replace a full one.
-if [ ${#sections[@]} -eq 4 ]; then
+if [ ${#sections[@]} -eq 5 ]; then
 	summary=$res/summary.md
 else
 	summary=$res/summary-$(IFS=-; echo "${sections[*]}").md
@@ -418,6 +423,91 @@ if want build; then
 	for g in "$out"/gen-*; do
 		[ "$g" = "$gdir" ] || rm -rf "$g"
 	done
+fi
+
+# --- replicas --------------------------------------------------------------------
+# A private PostgreSQL cluster (initdb + pg_ctl in a temporary folder, as nobody),
+# then for R = 1, 2, 3: a fresh database, R working folders (R hosts: each its own
+# data and output, the same content and list), R `publisher run` started at once.
+pg_dir=
+stop_pg() {
+	if [ -n "$pg_dir" ]; then
+		runuser -u nobody -- "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+		rm -rf "$pg_dir"
+		pg_dir=
+	fi
+}
+trap 'stop_sink; stop_pg' EXIT
+if want replicas; then
+	pg_bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+	pg_dir=$(mktemp -d /tmp/bench-pg-XXXXXX)
+	chown nobody "$pg_dir"
+	pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	runuser -u nobody -- "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U postgres -E UTF8 >"$res/replicas-initdb.log" 2>&1
+	# Durable settings (fsync on): the figures are those of a real database.
+	runuser -u nobody -- "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+		-o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+	psql_() { psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres "$@"; }
+	log "replicas: $REPLICA_N subscribers, $REPLICA_RUNS runs per replica count, $CONNS connections each, PostgreSQL on port $pg_port"
+	start_sink
+	base=$out/replicas
+	for k in 1 2 3; do
+		send_workdir "$base-$k" "$REPLICA_N"
+		# The same pieces and list on every host.
+		if [ "$k" -gt 1 ]; then
+			rm -rf "$base-$k/content" "$base-$k/subscribers"
+			cp -r "$base-1/content" "$base-1/subscribers" "$base-$k/"
+		fi
+	done
+	: >"$res/replicas-runs.txt"
+	for r in 1 2 3; do
+		: >"$res/replicas-$r.rates"
+		for i in $(seq "$REPLICA_RUNS"); do
+			psql_ -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
+			dsn="postgres://postgres@127.0.0.1:$pg_port/bench?sslmode=disable"
+			pids=()
+			t0=$(now)
+			for k in $(seq "$r"); do
+				rm -rf "$base-$k/data" "$base-$k/public"
+				(cd "$base-$k" && PUBLISHER_STORE_DRIVER=postgres PUBLISHER_STORE_DSN=$dsn \
+					"$pub" run >"$res/replicas-$r-$i-$k.out" 2>"$res/replicas-$r-$i-$k.log") &
+				pids+=($!)
+			done
+			for p in "${pids[@]}"; do wait "$p" || log "a replica exited $?"; done
+			t1=$(now)
+			sent=0
+			shares=""
+			for k in $(seq "$r"); do
+				n=$(sed -n 's/.*, sent \([0-9]*\),.*/\1/p' "$res/replicas-$r-$i-$k.out")
+				sent=$((sent + ${n:-0}))
+				shares="$shares ${n:-0}"
+			done
+			planned_at=$(cat "$res"/replicas-"$r"-"$i"-*.log | sed -n 's/^time=\([^ ]*\) .*msg="planned digests".*/\1/p' | sort | head -1)
+			sp=$(echo "$t1 - $(iso_to_epoch "$planned_at")" | bc -l)
+			echo "$sent / $sp" | bc -l >>"$res/replicas-$r.rates"
+			echo "$r replicas, run $i: sent $sent (per replica:$shares), whole run $(echo "$t1 - $t0" | bc -l | xargs printf '%.1f') s, send phase $(printf '%.1f' "$sp") s" >>"$res/replicas-runs.txt"
+			if [ "$sent" != "$REPLICA_N" ]; then
+				log "replicas: $r replicas sent $sent of $REPLICA_N"
+			fi
+		done
+	done
+	stop_sink
+	stop_pg
+	{
+		echo "## Replicas sharing one send: $REPLICA_N messages, PostgreSQL $(basename "$(dirname "$pg_bin")"), $CONNS connections per replica, $REPLICA_RUNS runs each"
+		echo
+		echo "| replicas | median msg/s (send phase) | min | max |"
+		echo "| ---: | ---: | ---: | ---: |"
+		for r in 1 2 3; do
+			read -r m mn mx _ < <(stats <"$res/replicas-$r.rates")
+			printf '| %s | %.0f | %.0f | %.0f |\n' "$r" "$m" "$mn" "$mx"
+		done
+		echo
+		echo '```'
+		cat "$res/replicas-runs.txt"
+		echo '```'
+		echo
+	} >>"$summary"
 fi
 
 # --- go test -bench ----------------------------------------------------------------

@@ -1,6 +1,7 @@
 // Package smtptest runs a real SMTP server (emersion/go-smtp) on a loopback port for
 // tests, recording what it accepts and answering as the test asks: a 4xx or 5xx per
-// recipient, a connection dropped in the middle of DATA, a slow or silent server.
+// recipient, a connection dropped in the middle of DATA or after it, a slow or silent
+// server, a server stopped mid-send, a port that refuses connections.
 package smtptest
 
 import (
@@ -39,6 +40,10 @@ type Options struct {
 	Rcpt func(rcpt string) *smtp.SMTPError
 	// DropInData closes the connection halfway through DATA for these recipients.
 	DropInData func(rcpt string) bool
+	// HangUpAfterData accepts the whole message for these recipients, records it,
+	// and closes the connection instead of answering: the client cannot know that
+	// the message arrived.
+	HangUpAfterData func(rcpt string) bool
 	// Delay is waited before each DATA is accepted (a slow server).
 	Delay time.Duration
 }
@@ -52,6 +57,8 @@ type Server struct {
 	mu       sync.Mutex
 	messages []Message
 	sessions int
+	open     int // connections open now
+	maxOpen  int // the most open at once
 	srv      *smtp.Server
 }
 
@@ -82,9 +89,68 @@ func StartAt(t testing.TB, addr string, opts Options) *Server {
 	}
 	s.Addr = ln.Addr().String()
 	s.Port = ln.Addr().(*net.TCPAddr).Port
-	go func() { _ = s.srv.Serve(ln) }()
+	go func() { _ = s.srv.Serve(&countingListener{Listener: ln, s: s}) }()
 	t.Cleanup(func() { _ = s.srv.Close() })
 	return s
+}
+
+// Stop closes the listener and drops every open connection at once, as a relay
+// that crashes does; from then on the port refuses connections. What was accepted
+// stays readable. StartAt on s.Addr brings a server back.
+func (s *Server) Stop() {
+	_ = s.srv.Close()
+}
+
+// MaxOpen is the most connections that were open at once.
+func (s *Server) MaxOpen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxOpen
+}
+
+// countingListener counts the connections open at once.
+type countingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.s.mu.Lock()
+	l.s.open++
+	l.s.maxOpen = max(l.s.maxOpen, l.s.open)
+	l.s.mu.Unlock()
+	return &countedConn{Conn: c, s: l.s}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	s    *Server
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		c.s.open--
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// RefusedPort returns a loopback port nothing listens on: dialling it is refused.
+func RefusedPort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	return port
 }
 
 // Messages returns a copy of what was accepted so far.
@@ -176,6 +242,12 @@ func (ss *session) Data(r io.Reader) error {
 	ss.s.mu.Lock()
 	ss.s.messages = append(ss.s.messages, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: data})
 	ss.s.mu.Unlock()
+	for _, rcpt := range ss.to {
+		if o.HangUpAfterData != nil && o.HangUpAfterData(rcpt) {
+			_ = ss.conn.Conn().Close()
+			return errors.New("hung up")
+		}
+	}
 	return nil
 }
 

@@ -393,6 +393,33 @@ func TestPoolNeverResendsAMessageWhoseReplyWasLost(t *testing.T) {
 	}
 }
 
+func TestSMTPOutcomeUnknownOnlyWhenTheReplyToAWholeMessageIsLost(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{
+		HangUpAfterData: func(rcpt string) bool { return rcpt == "lost@example.net" },
+		Rcpt: func(rcpt string) *smtp.SMTPError {
+			if rcpt == "busy@example.net" {
+				return &smtp.SMTPError{Code: 451, Message: "later"}
+			}
+			return nil
+		},
+	})
+	s := newSender(t, relayTo(t, srv.Port, 1, 0).Transport)
+	for _, c := range []struct {
+		rcpt    string
+		unknown bool
+	}{{"lost@example.net", true}, {"busy@example.net", false}, {"fine@example.net", false}} {
+		m := sampleMessage(1)
+		m.To.Email = c.rcpt
+		err := s.Send(context.Background(), m)
+		if errors.Is(err, ErrUnknownOutcome) != c.unknown || (c.rcpt != "fine@example.net") != (err != nil) {
+			t.Errorf("%s: Send = %v, want outcome unknown: %v", c.rcpt, err, c.unknown)
+		}
+		if err != nil && Classify(err) != Temporary {
+			t.Errorf("%s: %v is not temporary", c.rcpt, err)
+		}
+	}
+}
+
 func TestPoolEveryRelayDown(t *testing.T) {
 	p, _ := newPool(t, PoolConfig{}, relayTo(t, smtptest.RefusedPort(t), 2, 0), relayTo(t, smtptest.RefusedPort(t), 2, 0))
 	s, _ := p.NewSender(context.Background())

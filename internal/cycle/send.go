@@ -102,7 +102,7 @@ func (r *Runner) send(ctx context.Context, sum *Summary, pieces []content.Piece,
 
 // sendPass streams the due pending deliveries once through the senders.
 func (r *Runner) sendPass(ctx context.Context, sum *Summary, byID map[string]*content.Piece, bar *progressbar.ProgressBar, due time.Time) error {
-	conns := r.cfg.Mail.SMTP.Connections
+	conns := r.cfg.Mail.SMTP.TotalConnections()
 	if r.cfg.Mail.Transport == "file" {
 		conns = 1
 	}

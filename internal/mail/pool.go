@@ -47,17 +47,17 @@ const (
 	DefaultFailAfter   = 5
 )
 
-// ErrRelaysDown is the cause of a send that found every relay out of service
-// and already tried.
-var ErrRelaysDown = errors.New("every relay is out of service")
+// errRelaysDown is the cause of a send that found every relay out of service
+// or already tried.
+var errRelaysDown = errors.New("every relay is out of service")
 
 // Pool is a Transport over several relays. Each message goes to a relay with a
 // free connection, chosen in proportion to the relays' connections (a relay
 // whose rate limit has no token left gives its turn to one that has). A relay
 // that fails as a whole (refused or timed-out connections, TLS or AUTH failure,
-// 421, a reply lost, 5xx to MAIL FROM, or FailAfter 4xx replies in a row) is
-// taken out of service for a cool-down, then given one message on trial: if it
-// goes through, the relay is back.
+// 421, a dropped connection or a lost reply, 5xx to MAIL FROM, or FailAfter 4xx
+// replies in a row) is taken out of service for a cool-down, then given one
+// message on trial: if it goes through, the relay is back.
 //
 // A message whose relay failed before it could have been accepted is sent at
 // once through another relay, so a relay going down loses nothing and costs no
@@ -309,13 +309,18 @@ func (p *Pool) take(ctx context.Context, tried []bool) (*conn, error) {
 			return nil, err
 		}
 		changed := p.changed
+		// A cool-down ending is no event: look again then, too.
+		wake := time.NewTimer(p.untilNextTrial(tried))
 		p.mu.Unlock()
 		select {
 		case <-changed:
+		case <-wake.C:
 		case <-ctx.Done():
+			wake.Stop()
 			return nil, &Error{Stage: StageQueue, Class: Temporary,
 				Err: fmt.Errorf("waiting for a free relay connection: %w", ctx.Err())}
 		}
+		wake.Stop()
 		p.mu.Lock()
 	}
 }
@@ -371,6 +376,19 @@ func (p *Pool) pick(tried []bool) (r *relay, wait bool) {
 	return nil, wait
 }
 
+// untilNextTrial is how long until the first cool-down among the relays not
+// tried ends (a minute when none is cooling down). Called with p.mu held.
+func (p *Pool) untilNextTrial(tried []bool) time.Duration {
+	d := time.Minute
+	now := p.now()
+	for _, r := range p.relays {
+		if !tried[r.index] && r.state == relayDown {
+			d = min(d, r.until.Sub(now))
+		}
+	}
+	return max(d, time.Millisecond)
+}
+
 // nextWeighted is smooth weighted round robin (as nginx balances upstreams):
 // over any run of picks among the same relays, each gets its share of
 // connections, evenly interleaved.
@@ -401,7 +419,7 @@ func (p *Pool) downError(tried []bool) error {
 			parts = append(parts, r.Name+": being tried")
 		}
 	}
-	return &Error{Stage: StageDial, Class: Temporary, Err: fmt.Errorf("%w (%s)", ErrRelaysDown, strings.Join(parts, "; "))}
+	return &Error{Stage: StageDial, Class: Temporary, Err: fmt.Errorf("%w (%s)", errRelaysDown, strings.Join(parts, "; "))}
 }
 
 // verdict is what one send says about its relay.

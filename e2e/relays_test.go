@@ -3,8 +3,11 @@ package e2e
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"publisher/internal/smtptest"
 )
@@ -47,11 +50,29 @@ func TestRelayDownMidSendHandsItsShareToTheOther(t *testing.T) {
 	d.piece("grid-sync", "Grid synchronisation", "energy")
 	crashList(d, n)
 
+	// Once it has taken 300, the next recipient it is given stops it: the
+	// listener closed, every connection dropped, in the middle of the send.
+	stopped := make(chan int, 1)
+	var once sync.Once
+	a.SetOptions(smtptest.Options{Delay: 500 * time.Microsecond, Rcpt: func(string) *smtp.SMTPError {
+		if a.Count() >= 300 {
+			once.Do(func() {
+				go func() {
+					a.Stop()
+					stopped <- a.Count()
+				}()
+			})
+		}
+		return nil
+	}})
 	out, wait, _ := d.startRun(t)
-	waitFor(t, "300 messages through the first relay", func() bool { return a.Count() >= 300 })
-	a.Stop()
-	atStop := a.Count()
 	code := wait()
+	var atStop int
+	select {
+	case atStop = <-stopped:
+	default:
+		t.Fatalf("the run ended before the first relay took 300 (it took %d):\n%s", a.Count(), out)
+	}
 	if code != 0 {
 		t.Fatalf("run exit %d, want 0:\n%s", code, out)
 	}

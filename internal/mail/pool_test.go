@@ -225,15 +225,21 @@ func TestPoolRelayStoppedMidSendHandsItsShareOver(t *testing.T) {
 	const aConns, bConns, n = 2, 2, 400
 	p, logs := newPool(t, PoolConfig{}, relayTo(t, a.Port, aConns, 0), relayTo(t, b.Port, bConns, 0))
 
+	// Once it has taken 50, the next recipient it is given stops it: the
+	// listener closed, every connection dropped, while the send is in full flow.
 	stopped := make(chan int, 1)
-	go func() {
-		deadline := time.Now().Add(time.Minute)
-		for a.Count() < 50 && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
+	var once sync.Once
+	a.SetOptions(smtptest.Options{Delay: 2 * time.Millisecond, Rcpt: func(string) *smtp.SMTPError {
+		if a.Count() >= 50 {
+			once.Do(func() {
+				go func() {
+					a.Stop()
+					stopped <- a.Count()
+				}()
+			})
 		}
-		a.Stop() // listener closed, every connection dropped
-		stopped <- a.Count()
-	}()
+		return nil
+	}})
 	d := deliverAll(t, p, p.Connections(), 0, n)
 	atStop := <-stopped
 

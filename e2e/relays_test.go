@@ -3,11 +3,8 @@ package e2e
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-smtp"
 
 	"publisher/internal/smtptest"
 )
@@ -44,33 +41,18 @@ digest:
 // only among the messages that were on the wire to the stopped relay.
 func TestRelayDownMidSendHandsItsShareToTheOther(t *testing.T) {
 	const n, connsA = crashSubscribers, 2
-	a := smtptest.Start(t, smtptest.Options{Delay: 500 * time.Microsecond})
+	// Once it has taken 300, the next recipient the first relay is given stops
+	// it: the listener closed, every connection dropped, in the middle of the send.
+	a := smtptest.Start(t, smtptest.Options{Delay: 500 * time.Microsecond, StopAfter: 300})
 	b := smtptest.Start(t, smtptest.Options{Delay: 500 * time.Microsecond})
 	d := newDesk(t, relaysConfig(a.Port, b.Port))
 	d.piece("grid-sync", "Grid synchronisation", "energy")
 	crashList(d, n)
 
-	// Once it has taken 300, the next recipient it is given stops it: the
-	// listener closed, every connection dropped, in the middle of the send.
-	stopped := make(chan int, 1)
-	var once sync.Once
-	a.SetOptions(smtptest.Options{Delay: 500 * time.Microsecond, Rcpt: func(string) *smtp.SMTPError {
-		if a.Count() >= 300 {
-			once.Do(func() {
-				go func() {
-					a.Stop()
-					stopped <- a.Count()
-				}()
-			})
-		}
-		return nil
-	}})
 	out, wait, _ := d.startRun(t)
 	code := wait()
-	var atStop int
-	select {
-	case atStop = <-stopped:
-	default:
+	atStop, stopped := a.StoppedAt()
+	if !stopped {
 		t.Fatalf("the run ended before the first relay took 300 (it took %d):\n%s", a.Count(), out)
 	}
 	if code != 0 {

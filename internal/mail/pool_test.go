@@ -219,29 +219,18 @@ func TestPoolRelayRefusingConnectionsGetsNothing(t *testing.T) {
 }
 
 func TestPoolRelayStoppedMidSendHandsItsShareOver(t *testing.T) {
-	// Slow enough that messages are on the wire when the relay goes.
-	a := smtptest.Start(t, smtptest.Options{Delay: 2 * time.Millisecond})
+	// Slow enough that messages are on the wire when the relay goes: once it
+	// has taken 50, the next recipient the first relay is given stops it (the
+	// listener closed, every connection dropped) while the send is in full flow.
+	a := smtptest.Start(t, smtptest.Options{Delay: 2 * time.Millisecond, StopAfter: 50})
 	b := smtptest.Start(t, smtptest.Options{Delay: 2 * time.Millisecond})
 	const aConns, bConns, n = 2, 2, 400
 	p, logs := newPool(t, PoolConfig{}, relayTo(t, a.Port, aConns, 0), relayTo(t, b.Port, bConns, 0))
-
-	// Once it has taken 50, the next recipient it is given stops it: the
-	// listener closed, every connection dropped, while the send is in full flow.
-	stopped := make(chan int, 1)
-	var once sync.Once
-	a.SetOptions(smtptest.Options{Delay: 2 * time.Millisecond, Rcpt: func(string) *smtp.SMTPError {
-		if a.Count() >= 50 {
-			once.Do(func() {
-				go func() {
-					a.Stop()
-					stopped <- a.Count()
-				}()
-			})
-		}
-		return nil
-	}})
 	d := deliverAll(t, p, p.Connections(), 0, n)
-	atStop := <-stopped
+	atStop, ok := a.StoppedAt()
+	if !ok {
+		t.Fatalf("the relay never stopped (it took %d)", a.Count())
+	}
 
 	missed, dup := copies(0, n, a, b)
 	t.Logf("relay stopped after %d; it holds %d, the other %d; %d sends ended without a reply, %d duplicates",

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/mail"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,10 @@ type Options struct {
 	HangUpAfterData func(rcpt string) bool
 	// Delay is waited before each DATA is accepted (a slow server).
 	Delay time.Duration
+	// StopAfter, when positive, stops the server (see Stop) at the first
+	// recipient it is given once it has accepted this many messages: a relay
+	// going down in the middle of a send.
+	StopAfter int
 }
 
 // Server is a running test server.
@@ -60,6 +65,11 @@ type Server struct {
 	open     int // connections open now
 	maxOpen  int // the most open at once
 	srv      *smtp.Server
+
+	stopping  sync.Once
+	stopBegun atomic.Bool
+	stopped   chan struct{} // closed once Stop has finished
+	stoppedAt int           // messages accepted when it had
 }
 
 // Start serves on a free 127.0.0.1 port until the test ends.
@@ -71,7 +81,7 @@ func Start(t testing.TB, opts Options) *Server {
 // StartAt serves on addr (a server coming back on the port a client knows).
 func StartAt(t testing.TB, addr string, opts Options) *Server {
 	t.Helper()
-	s := &Server{opts: opts}
+	s := &Server{opts: opts, stopped: make(chan struct{})}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		s.mu.Lock()
 		s.sessions++
@@ -98,7 +108,26 @@ func StartAt(t testing.TB, addr string, opts Options) *Server {
 // that crashes does; from then on the port refuses connections. What was accepted
 // stays readable. StartAt on s.Addr brings a server back.
 func (s *Server) Stop() {
-	_ = s.srv.Close()
+	s.stopping.Do(func() {
+		s.stopBegun.Store(true)
+		_ = s.srv.Close()
+		s.mu.Lock()
+		s.stoppedAt = len(s.messages)
+		s.mu.Unlock()
+		close(s.stopped)
+	})
+}
+
+// StoppedAt says whether Stop has run (waiting for it to finish when it has
+// begun) and how many messages had been accepted when it had.
+func (s *Server) StoppedAt() (accepted int, ok bool) {
+	if !s.stopBegun.Load() {
+		return 0, false
+	}
+	<-s.stopped
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stoppedAt, true
 }
 
 // MaxOpen is the most connections that were open at once.
@@ -213,6 +242,10 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if o := ss.s.options(); o.StopAfter > 0 && ss.s.Count() >= o.StopAfter {
+		// Stop waits for this very session to close: not from inside it.
+		go ss.s.Stop()
+	}
 	if o := ss.s.options(); o.Rcpt != nil {
 		if err := o.Rcpt(to); err != nil {
 			return err

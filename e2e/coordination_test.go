@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -213,6 +216,10 @@ func TestPausedHolderSendsNothingAfterItResumes(t *testing.T) {
 			if err := pa.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
+			// kill returns before every thread of the process has stopped: one
+			// running on the other core goes on for a moment. Wait until all are.
+			waitFor(t, "a to be stopped", func() bool { return allStopped(t, pa.cmd.Process.Pid) })
+			stoppedAt := time.Now()
 			holding.Store(false)
 			close(gate) // the answers go to a's sockets; a is stopped and cannot read them
 
@@ -234,10 +241,35 @@ func TestPausedHolderSendsNothingAfterItResumes(t *testing.T) {
 			missed, dup := tally(srv, n)
 			t.Logf("%s: %d accepted when the run that took over finished; %d missed, %d duplicates", engine, atTakeover, missed, dup)
 			if missed != 0 || dup != 0 {
+				for _, m := range srv.Messages() {
+					if srv.PerRecipient()[m.To[0]] > 1 {
+						t.Logf("%s on session %d, %v after the pause", m.To[0], m.Session, m.At.Sub(stoppedAt))
+					}
+				}
 				t.Fatalf("%d missed, %d duplicates (want 0, 0)\n--- a\n%s\n--- b\n%s", missed, dup, pa.output(), pb.output())
 			}
 		})
 	}
+}
+
+// allStopped reports whether every thread of process pid is stopped (state T).
+func allStopped(t *testing.T, pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // pgDSNOnce gives the tests of one subtest the same new database schema.

@@ -25,7 +25,17 @@ func crashList(d *desk, n int) {
 
 // tally says how many of n subscribers were missed and how many extra copies went out.
 func tally(srv *smtptest.Server, n int) (missed, duplicates int) {
-	per := srv.PerRecipient()
+	return tallyOver(n, srv)
+}
+
+// tallyOver is tally over what several servers received together.
+func tallyOver(n int, servers ...*smtptest.Server) (missed, duplicates int) {
+	per := map[string]int{}
+	for _, s := range servers {
+		for r, c := range s.PerRecipient() {
+			per[r] += c
+		}
+	}
 	for i := range n {
 		c := per[fmt.Sprintf("reader%05d@example.org", i)]
 		if c == 0 {

@@ -57,7 +57,7 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 	var srv *web.Server
 	if cfg.HTTP.Listen != "" {
 		// Confirmation emails go out at once, on their own connection.
-		transport, err := cycle.NewTransport(cfg)
+		transport, err := cycle.NewTransport(cfg, log)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "publisher daemon: %v\n", err)
 			return ExitConfig

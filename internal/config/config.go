@@ -44,6 +44,10 @@ type Config struct {
 	HTTP        HTTP          `yaml:"http"`
 	Tokens      Tokens        `yaml:"tokens"`
 	Store       Store         `yaml:"store"`
+
+	// sources says where each key given was set ("file:line", or the
+	// environment variable), for the errors validation finds.
+	sources map[string]string
 }
 
 type Site struct {
@@ -113,6 +117,7 @@ type SMTP struct {
 	Rate           float64       `yaml:"rate" doc:"messages per second across all connections; 0 = unlimited"`
 	ConnectTimeout time.Duration `yaml:"connect_timeout" doc:"dial and greeting timeout"`
 	SendTimeout    time.Duration `yaml:"send_timeout" doc:"timeout for one message's transaction"`
+	Relays         []Relay       `yaml:"relays" doc:"several relays instead of host, each with the keys below: messages are spread over them by their connections, and a failing relay's go to the others (see the README). In the environment: comma-separated URLs such as smtp://user@host:587?connections=4&rate=10"`
 }
 
 type DKIM struct {
@@ -218,6 +223,7 @@ func (es Errors) Error() string {
 // folders are kept relative to the working directory, as an operator typing them expects.
 func Load(path string, mustExist bool, environ []string) (*Config, error) {
 	cfg := Defaults()
+	cfg.sources = map[string]string{}
 	var errs Errors
 	data, err := os.ReadFile(path)
 	switch {
@@ -250,6 +256,9 @@ func leaves(v reflect.Value, prefix string) []leaf {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
 		name := strings.Split(f.Tag.Get("yaml"), ",")[0]
 		path := name
 		if prefix != "" {
@@ -265,9 +274,10 @@ func leaves(v reflect.Value, prefix string) []leaf {
 	return out
 }
 
-// EnvName is the environment variable that overrides key.
+// EnvName is the environment variable that overrides key; a list's element
+// keys are numbered (mail.smtp.relays[0].password: PUBLISHER_MAIL_SMTP_RELAYS_0_PASSWORD).
 func EnvName(key string) string {
-	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+	return EnvPrefix + strings.ToUpper(strings.NewReplacer("[", "_", "]", "", ".", "_").Replace(key))
 }
 
 // Key describes one configuration key for the reference documentation.
@@ -281,11 +291,20 @@ func Keys() []Key {
 	var out []Key
 	for _, l := range leaves(reflect.ValueOf(&d).Elem(), "") {
 		out = append(out, Key{Path: l.path, Env: EnvName(l.path), Default: format(l.field), Doc: l.doc})
+		if isList(l.field) {
+			// Each element's keys, with N for its position (from 0).
+			for _, e := range leaves(newElement(l.field.Type().Elem()), l.path+"[N]") {
+				out = append(out, Key{Path: e.path, Env: EnvName(e.path), Default: format(e.field), Doc: e.doc})
+			}
+		}
 	}
 	return out
 }
 
 func format(v reflect.Value) string {
+	if v.Kind() == reflect.Slice && v.Len() == 0 {
+		return ""
+	}
 	switch x := v.Interface().(type) {
 	case time.Duration:
 		return formatDuration(x)
@@ -312,11 +331,12 @@ func decodeFile(path string, data []byte, cfg *Config) Errors {
 		return nil // an empty file sets nothing
 	}
 	var errs Errors
-	walkNode(path, root.Content[0], reflect.ValueOf(cfg).Elem(), "", &errs)
+	walkNode(path, root.Content[0], reflect.ValueOf(cfg).Elem(), "", &errs, cfg.sources)
 	return errs
 }
 
-func walkNode(file string, n *yaml.Node, v reflect.Value, prefix string, errs *Errors) {
+// walkNode sets v from the mapping n, and records in src where each key was set.
+func walkNode(file string, n *yaml.Node, v reflect.Value, prefix string, errs *Errors, src map[string]string) {
 	at := func(n *yaml.Node) string { return fmt.Sprintf("%s:%d", file, n.Line) }
 	keyName := prefix
 	if keyName == "" {
@@ -329,7 +349,9 @@ func walkNode(file string, n *yaml.Node, v reflect.Value, prefix string, errs *E
 	fields := map[string]reflect.Value{}
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		fields[strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]] = v.Field(i)
+		if t.Field(i).IsExported() {
+			fields[strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]] = v.Field(i)
+		}
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -347,11 +369,16 @@ func walkNode(file string, n *yaml.Node, v reflect.Value, prefix string, errs *E
 			*errs = append(*errs, &Error{Key: path, Source: at(k), Msg: "given twice"})
 		}
 		seen[k.Value] = true
+		src[path] = at(k)
 		if fv.Kind() == reflect.Struct {
 			if val.Kind == yaml.ScalarNode && val.Tag == "!!null" {
 				continue
 			}
-			walkNode(file, val, fv, path, errs)
+			walkNode(file, val, fv, path, errs, src)
+			continue
+		}
+		if isList(fv) {
+			walkList(file, val, fv, path, errs, src)
 			continue
 		}
 		if fv.Kind() == reflect.Slice {
@@ -401,10 +428,15 @@ func applyEnv(environ []string, cfg *Config) Errors {
 	for _, l := range leaves(reflect.ValueOf(cfg).Elem(), "") {
 		name := EnvName(l.path)
 		known[name] = true
+		if isList(l.field) {
+			errs = append(errs, applyListEnv(env, known, l, cfg.sources)...)
+			continue
+		}
 		val, ok := env[name]
 		if !ok {
 			continue
 		}
+		cfg.sources[l.path] = name
 		if l.field.Kind() == reflect.Slice {
 			l.field.Set(reflect.ValueOf(splitList(val)))
 			continue
@@ -488,7 +520,7 @@ func ParseDuration(s string) (time.Duration, error) {
 func (c *Config) validate() Errors {
 	var errs Errors
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{Key: key, Source: c.source(key), Msg: fmt.Sprintf(format, args...)})
 	}
 	if strings.TrimSpace(c.Site.Title) == "" {
 		bad("site.title", "must not be empty")
@@ -538,7 +570,7 @@ func (c *Config) validate() Errors {
 			bad("mail.outbox_dir", "must not be empty with the file transport")
 		}
 	case "smtp":
-		if c.Mail.SMTP.Host == "" {
+		if c.Mail.SMTP.Host == "" && len(c.Mail.SMTP.Relays) == 0 {
 			bad("mail.smtp.host", "must be set with the smtp transport")
 		}
 		if u, err := url.Parse(c.Site.BaseURL); err == nil && u.Scheme != "https" && !mail.IsLoopback(u.Hostname()) {
@@ -580,7 +612,7 @@ func (c *Config) validate() Errors {
 	switch c.Mail.SMTP.TLS {
 	case "starttls", "tls":
 	case "none":
-		if c.Mail.Transport == "smtp" && !mail.IsLoopback(c.Mail.SMTP.Host) {
+		if c.Mail.Transport == "smtp" && !mail.IsLoopback(c.Mail.SMTP.Host) && len(c.Mail.SMTP.Relays) == 0 {
 			bad("mail.smtp.tls", "none is only allowed for a loopback host, not %q", c.Mail.SMTP.Host)
 		}
 	default:
@@ -598,6 +630,7 @@ func (c *Config) validate() Errors {
 	if c.Mail.SMTP.SendTimeout <= 0 {
 		bad("mail.smtp.send_timeout", "must be positive")
 	}
+	c.validateRelays(bad)
 	if c.Mail.DKIM.Domain != "" && (c.Mail.DKIM.Selector == "" || c.Mail.DKIM.KeyFile == "") {
 		bad("mail.dkim", "domain, selector and key_file go together")
 	}
@@ -633,6 +666,18 @@ func (c *Config) validate() Errors {
 		bad("store.lease_ttl", "must be at least 1s, got %s", c.Store.LeaseTTL)
 	}
 	return errs
+}
+
+// source says where key was set: its own line or variable, or else its list
+// element's; "" when it has its default.
+func (c *Config) source(key string) string {
+	if s, ok := c.sources[key]; ok {
+		return s
+	}
+	if i := strings.LastIndex(key, "]."); i >= 0 {
+		return c.sources[key[:i+1]]
+	}
+	return ""
 }
 
 // SendAtClock returns digest.send_at as hour and minute.

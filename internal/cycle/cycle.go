@@ -6,6 +6,7 @@
 package cycle
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -148,7 +149,7 @@ func New(d Deps) (*Runner, error) {
 		return nil, err
 	}
 	if r.transport == nil {
-		r.transport, err = NewTransport(cfg)
+		r.transport, err = NewTransport(cfg, r.log)
 		if err != nil {
 			return nil, err
 		}
@@ -157,8 +158,9 @@ func New(d Deps) (*Runner, error) {
 }
 
 // NewTransport builds the mail transport the configuration names, with DKIM and the
-// shared rate limit.
-func NewTransport(cfg *config.Config) (mail.Transport, error) {
+// rate limits: over several relays, a pool that spreads messages over them and
+// moves a failing relay's messages to the others (its state changes go to log).
+func NewTransport(cfg *config.Config, log *slog.Logger) (mail.Transport, error) {
 	var dkim *mail.DKIM
 	if cfg.Mail.DKIM.Domain != "" {
 		var err error
@@ -172,20 +174,29 @@ func NewTransport(cfg *config.Config) (mail.Transport, error) {
 		return &mail.FileTransport{Dir: cfg.Mail.OutboxDir, DKIM: dkim}, nil
 	case "smtp":
 		s := cfg.Mail.SMTP
-		helo := s.HELO
-		if helo == "" {
-			if a, err := netmail.ParseAddress(cfg.Mail.From); err == nil {
-				helo = a.Address[strings.LastIndex(a.Address, "@")+1:]
+		defaultHELO := ""
+		if a, err := netmail.ParseAddress(cfg.Mail.From); err == nil {
+			defaultHELO = a.Address[strings.LastIndex(a.Address, "@")+1:]
+		}
+		relays := s.RelayList()
+		pool := make([]mail.Relay, len(relays))
+		for i, r := range relays {
+			t, err := mail.NewSMTPTransport(mail.SMTPConfig{
+				Host: r.Host, Port: r.Port, Username: r.Username, Password: r.Password, TLS: r.TLS,
+				HELO: cmp.Or(r.HELO, defaultHELO), ConnectTimeout: s.ConnectTimeout, SendTimeout: s.SendTimeout, DKIM: dkim,
+			})
+			if err != nil {
+				if len(s.Relays) == 0 {
+					return nil, fmt.Errorf("mail.smtp: %w", err)
+				}
+				return nil, fmt.Errorf("mail.smtp.relays[%d]: %w", i, err)
 			}
+			pool[i] = mail.Relay{Name: r.Name(), Transport: t, Connections: r.Connections, Rate: r.Rate}
 		}
-		t, err := mail.NewSMTPTransport(mail.SMTPConfig{
-			Host: s.Host, Port: s.Port, Username: s.Username, Password: s.Password, TLS: s.TLS,
-			HELO: helo, ConnectTimeout: s.ConnectTimeout, SendTimeout: s.SendTimeout, DKIM: dkim,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("mail.smtp: %w", err)
+		if len(pool) == 1 {
+			return mail.Limited(pool[0].Transport, pool[0].Rate, pool[0].Connections), nil
 		}
-		return mail.Limited(t, s.Rate, s.Connections), nil
+		return mail.NewPool(mail.PoolConfig{Relays: pool, Logger: log})
 	}
 	return nil, fmt.Errorf("mail.transport: unknown %q", cfg.Mail.Transport)
 }

@@ -210,14 +210,31 @@ func (h *heldLease) release(ctx context.Context) {
 }
 
 // messageContext is the context for sending one message under the lease: it
-// ends when the lease is lost or the run stops, and has the lease's local
-// deadline (or timeout from now, when sooner). mail.Sender stops a message
-// that has not reached the server by then, and finishes one that has.
+// ends when the lease is lost or the run stops, or timeout from now, and its
+// Deadline is the lease's local deadline as it stands when asked (it moves with
+// each renewal), or the timeout's when sooner. mail.Sender reads the deadline
+// at the last moment before a message's content goes out: a message that has
+// not reached the server when the lease's time is up is not sent at all, one
+// already on the wire is finished. A message that waits long on a slow server
+// while the lease is being renewed is not cut short.
 // parent is a context derived from h.ctx.
 func (h *heldLease) messageContext(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	deadline := h.Deadline()
-	if soon := time.Now().Add(timeout); soon.Before(deadline) {
-		deadline = soon
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	return leaseContext{Context: ctx, h: h}, cancel
+}
+
+// leaseContext reports the lease's current local deadline as its own. Its Done
+// closes when the lease is found lost (the heartbeat checks every third of the
+// lease's time), so the deadline is what the last check before sending reads.
+type leaseContext struct {
+	context.Context
+	h *heldLease
+}
+
+func (c leaseContext) Deadline() (time.Time, bool) {
+	d := c.h.Deadline()
+	if own, ok := c.Context.Deadline(); ok && own.Before(d) {
+		return own, true
 	}
-	return context.WithDeadline(parent, deadline)
+	return d, true
 }

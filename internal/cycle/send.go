@@ -129,7 +129,7 @@ passes:
 // sendPass streams the due deliveries this sender can claim once through the
 // senders, and says how many it claimed.
 func (r *Runner) sendPass(lease *heldLease, sum *Summary, byID map[string]*content.Piece, bar *progressbar.ProgressBar, due time.Time) (int, error) {
-	conns := r.cfg.Mail.SMTP.Connections
+	conns := r.cfg.Mail.SMTP.TotalConnections()
 	if r.cfg.Mail.Transport == "file" {
 		conns = 1
 	}

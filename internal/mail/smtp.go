@@ -41,6 +41,13 @@ type SMTPConfig struct {
 	TLSConfig *tls.Config
 }
 
+// ErrUnknownOutcome marks a send that failed after the whole message was written
+// and before the server's reply to it was read (a dropped connection, a timeout):
+// the server may have accepted it, so sending it again, anywhere, may deliver it
+// twice. The error is Temporary all the same: a delivery is never given up on a
+// guess.
+var ErrUnknownOutcome = errors.New("the server's reply to the message was lost")
+
 // SMTPTransport hands out Senders that each keep one connection open.
 type SMTPTransport struct {
 	cfg SMTPConfig
@@ -411,6 +418,10 @@ func (s *smtpSender) transaction(ctx context.Context, from, to string, data []by
 	if _, _, err := text.ReadResponse(250); err != nil {
 		// The final reply ends the transaction either way; no RSET needed.
 		afterReply(err, false)
+		if Code(err) == 0 {
+			// No reply: the server may have taken the message all the same.
+			err = fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+		}
 		return StageData, &afterContent{fmt.Errorf("end of DATA: %w", err)}
 	}
 	return StageData, nil

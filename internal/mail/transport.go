@@ -202,7 +202,7 @@ type limitedSender struct {
 func (l *limitedSender) Send(ctx context.Context, m *Message) error {
 	if err := l.limiter.Wait(ctx); err != nil {
 		return &Error{Recipient: m.To.Email, MessageID: m.MessageID, Stage: StageQueue,
-			Class: Temporary, Err: fmt.Errorf("rate limit: %w", err)}
+			Class: Temporary, Err: fmt.Errorf("rate limit: %w: %w", ErrNotSent, err)}
 	}
 	return l.next.Send(ctx, m)
 }

@@ -22,6 +22,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+
+	pubmail "publisher/internal/mail"
 )
 
 // Kind is what an event says about a delivery.
@@ -46,6 +48,20 @@ const (
 	// Unsubscribe: the reader left through the ESP's own link or header.
 	Unsubscribe Kind = "unsubscribe"
 )
+
+// FailureKind is the kind of a delivery that failed for good, by whose
+// problem the failure was: a hard bounce only when the reader's address is
+// dead; a soft bounce for a full mailbox, or a server that gave up after
+// temporary failures.
+func FailureKind(c pubmail.Cause) Kind {
+	switch c {
+	case pubmail.CauseHardBounce:
+		return HardBounce
+	case pubmail.CauseSender:
+		return Refused
+	}
+	return SoftBounce
+}
 
 // Event is one piece of feedback about one delivery.
 type Event struct {

@@ -338,3 +338,27 @@ func TestParseDSNShapes(t *testing.T) {
 		}
 	}
 }
+
+// The ESPs report failures with the same two fields a DSN has.
+func TestClassify(t *testing.T) {
+	for _, c := range []struct {
+		status, diagnostic string
+		cause              pubmail.Cause
+		effective          string
+	}{
+		{"5.1.1", "smtp; 550 5.1.1 user unknown", pubmail.CauseHardBounce, "5.1.1"},
+		{"5.0.0", "smtp; 554 5.7.1 relay access denied", pubmail.CauseSender, "5.7.1"},
+		{"", "550 5.2.2 mailbox full", pubmail.CauseSoftBounce, "5.2.2"},
+		{"5.7.1", "", pubmail.CauseSender, "5.7.1"},
+		{"", "smtp; 550 Requested action not taken: mailbox unavailable", pubmail.CauseHardBounce, ""},
+		{"4.4.7", "", pubmail.CauseTemporary, "4.4.7"},
+		{"", "", pubmail.CauseTemporary, ""},
+		// A diagnostic whose text holds a ";" but no type keeps it.
+		{"", "550 no such user; check the address", pubmail.CauseHardBounce, ""},
+	} {
+		cause, status := Classify(c.status, c.diagnostic)
+		if cause != c.cause || status != c.effective {
+			t.Errorf("Classify(%q, %q) = %v, %q; want %v, %q", c.status, c.diagnostic, cause, status, c.cause, c.effective)
+		}
+	}
+}

@@ -126,21 +126,35 @@ func recipient(b mail.Header) (Recipient, error) {
 		rec.DiagnosticType = strings.ToLower(strings.TrimSpace(typ))
 		rec.Diagnostic = strings.Join(strings.Fields(text), " ")
 	}
-	code, text := replyCode(rec.Diagnostic)
-	rec.Status = pubmail.EnhancedCode(strings.TrimSpace(b.Get("Status")))
-	if rec.Status == "" && b.Get("Status") != "" {
-		return rec, fmt.Errorf("Status %q is not a status code such as 5.1.1", b.Get("Status"))
+	status := b.Get("Status")
+	if status != "" && pubmail.EnhancedCode(strings.TrimSpace(status)) == "" {
+		return rec, fmt.Errorf("Status %q is not a status code such as 5.1.1", status)
 	}
-	if diag := pubmail.EnhancedCode(text); diag != "" && (rec.Status == "" ||
-		(strings.HasSuffix(rec.Status, ".0.0") && diag[0] == rec.Status[0])) {
-		// Exim says "Status: 5.0.0" whatever the remote server said.
-		rec.Status = diag
-	}
+	code, _ := replyCode(rec.Diagnostic)
+	rec.Cause, rec.Status = Classify(status, rec.Diagnostic)
 	if rec.Status == "" && code == 0 {
 		return rec, errors.New("neither a Status nor an SMTP diagnostic")
 	}
-	rec.Cause = pubmail.ClassifyStatus(code, rec.Status, text)
 	return rec, nil
+}
+
+// Classify judges a failure reported with an RFC 3463 status ("5.1.1", or "")
+// and a server's reply ("550 5.1.1 ...", with or without a "smtp;" type in
+// front), and returns the status it went by: where the status says only
+// X.0.0 (Exim's "5.0.0", whatever the remote server said), or nothing, the
+// reply's own enhanced code.
+func Classify(status, diagnostic string) (pubmail.Cause, string) {
+	if typ, rest, ok := strings.Cut(diagnostic, ";"); ok && !strings.ContainsAny(typ, " \t") {
+		diagnostic = rest
+	}
+	diagnostic = strings.Join(strings.Fields(diagnostic), " ")
+	code, text := replyCode(diagnostic)
+	status = pubmail.EnhancedCode(strings.TrimSpace(status))
+	if diag := pubmail.EnhancedCode(text); diag != "" && (status == "" ||
+		(strings.HasSuffix(status, ".0.0") && diag[0] == status[0])) {
+		status = diag
+	}
+	return pubmail.ClassifyStatus(code, status, text), status
 }
 
 // replyCode splits "550 5.1.1 text" (or "550-5.1.1 text") into its reply code
@@ -169,15 +183,7 @@ func (d *DSN) Events() []Event {
 		kind := Delivered
 		switch rec.Action {
 		case "failed":
-			switch rec.Cause {
-			case pubmail.CauseHardBounce:
-				kind = HardBounce
-			case pubmail.CauseSender:
-				kind = Refused
-			default:
-				// Mailbox full, or a queue that gave up on temporary failures.
-				kind = SoftBounce
-			}
+			kind = FailureKind(rec.Cause)
 		case "delayed":
 			kind = Delayed
 		}

@@ -238,9 +238,9 @@ func TestDSNBrokenBlockKeepsTheOthers(t *testing.T) {
 	if !slices.Equal(got, []string{"first@example.org", "ana.petrova@example.org"}) {
 		t.Errorf("recipients %q", got)
 	}
-	wantProblems := []string{`block 3: Final-Recipient "rfc822; not an address" is not an address`,
-		`block 4: Action "bounced": want failed, delayed, delivered, relayed or expanded`,
-		`block 5: Status "five" is not a status code such as 5.1.1`}
+	wantProblems := []string{`block 3: field Final-Recipient "rfc822; not an address" is not an address`,
+		`block 4: field Action "bounced": want failed, delayed, delivered, relayed or expanded`,
+		`block 5: field Status "five" is not a status code such as 5.1.1`}
 	if !slices.Equal(d.Problems, wantProblems) {
 		t.Errorf("problems\n %q\nwant\n %q", d.Problems, wantProblems)
 	}

@@ -115,12 +115,12 @@ func recipient(b mail.Header) (Recipient, error) {
 		LastAttempt:       date(b.Get("Last-Attempt-Date")),
 	}
 	if rec.FinalRecipient == "" {
-		return rec, fmt.Errorf("Final-Recipient %q is not an address", b.Get("Final-Recipient"))
+		return rec, fmt.Errorf("field Final-Recipient %q is not an address", b.Get("Final-Recipient"))
 	}
 	// Some servers add a comment: "failed (bad mailbox)".
 	rec.Action, _, _ = strings.Cut(rec.Action, " ")
 	if !actions[rec.Action] {
-		return rec, fmt.Errorf("Action %q: want failed, delayed, delivered, relayed or expanded", b.Get("Action"))
+		return rec, fmt.Errorf("field Action %q: want failed, delayed, delivered, relayed or expanded", b.Get("Action"))
 	}
 	if typ, text, ok := strings.Cut(b.Get("Diagnostic-Code"), ";"); ok {
 		rec.DiagnosticType = strings.ToLower(strings.TrimSpace(typ))
@@ -128,7 +128,7 @@ func recipient(b mail.Header) (Recipient, error) {
 	}
 	status := b.Get("Status")
 	if status != "" && pubmail.EnhancedCode(strings.TrimSpace(status)) == "" {
-		return rec, fmt.Errorf("Status %q is not a status code such as 5.1.1", status)
+		return rec, fmt.Errorf("field Status %q is not a status code such as 5.1.1", status)
 	}
 	code, _ := replyCode(rec.Diagnostic)
 	rec.Cause, rec.Status = Classify(status, rec.Diagnostic)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rsa"
-	"crypto/sha1" //nolint:gosec // SNS signature version 1 is SHA1withRSA; version 2 is SHA256.
+	"crypto/sha1" // SNS signature version 1 is SHA1withRSA (version 2, SHA256withRSA, is the default)
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -120,7 +120,7 @@ func (s *SES) verify(ctx context.Context, m *snsMessage) error {
 	}
 	var digest []byte
 	if hash == crypto.SHA1 {
-		sum := sha1.Sum([]byte(stringToSign(m))) //nolint:gosec // what SignatureVersion 1 is
+		sum := sha1.Sum([]byte(stringToSign(m)))
 		digest = sum[:]
 	} else {
 		sum := sha256.Sum256([]byte(stringToSign(m)))

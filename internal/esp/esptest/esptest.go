@@ -11,7 +11,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1" //nolint:gosec // SNS signature version 1
+	"crypto/sha1" // SNS signature version 1
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -174,7 +174,7 @@ func (s *SNS) Sign(t testing.TB, m *Message) {
 	var sig []byte
 	var err error
 	if m.SignatureVersion == "1" {
-		sum := sha1.Sum(b) //nolint:gosec // what version 1 is
+		sum := sha1.Sum(b)
 		sig, err = rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA1, sum[:])
 	} else {
 		sum := sha256.Sum256(b)

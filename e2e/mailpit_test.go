@@ -1,15 +1,15 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"publisher/internal/mailpittest"
 )
 
 // mailpit is a Mailpit server (installed by scripts/test.sh) on loopback ports.
@@ -20,34 +20,8 @@ type mailpit struct {
 
 func startMailpit(t *testing.T) *mailpit {
 	t.Helper()
-	bin, err := exec.LookPath("mailpit")
-	if err != nil {
-		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-		bin = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "mailpit")
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("mailpit is not installed (scripts/test.sh installs it: go install github.com/axllent/mailpit@v1.33.1)")
-		}
-	}
-	m := &mailpit{smtpPort: freePort(t)}
-	httpPort := freePort(t)
-	m.api = fmt.Sprintf("http://127.0.0.1:%d/api/v1/", httpPort)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin,
-		"--smtp", fmt.Sprintf("127.0.0.1:%d", m.smtpPort), "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"--disable-version-check", "--smtp-disable-rdns", "--database", filepath.Join(t.TempDir(), "mailpit.db"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	waitFor(t, "Mailpit's API", func() bool {
-		resp, err := http.Get(m.api + "messages")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return m
+	s := mailpittest.Start(t, mailpittest.Options{})
+	return &mailpit{smtpPort: s.SMTPPort, api: s.API}
 }
 
 func (m *mailpit) get(t *testing.T, path string, v any) {

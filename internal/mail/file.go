@@ -33,7 +33,9 @@ type fileSender struct{ t *FileTransport }
 
 func (s *fileSender) Send(ctx context.Context, m *Message) error {
 	fail := func(stage Stage, class Class, err error) error {
-		return &Error{Recipient: m.To.Email, MessageID: m.MessageID, Stage: stage, Class: class, Err: err}
+		e := &Error{Recipient: m.To.Email, MessageID: m.MessageID, Stage: stage, Class: class, Err: err}
+		e.Cause = errorCause(e)
+		return e
 	}
 	raw, err := Render(m, s.t.DKIM)
 	if err != nil {

@@ -92,6 +92,7 @@ type scriptServer struct {
 	port       int
 	pipelining bool
 	refuse     map[string]string // RCPT or MAIL argument -> reply
+	dataReply  map[string]string // RCPT argument -> final reply to its message
 	dataAnyway bool              // 354 to DATA even with no recipient
 
 	mu       sync.Mutex
@@ -123,7 +124,7 @@ func startScriptServer(t *testing.T, s *scriptServer) {
 func (s *scriptServer) serve(tc *textproto.Conn) {
 	reply := func(line string) { _ = tc.PrintfLine("%s", line) }
 	reply("220 script ready")
-	rcpts, mailOK := 0, false
+	rcpts, mailOK, lastRcpt := 0, false, ""
 	for {
 		line, err := tc.ReadLine()
 		if err != nil {
@@ -151,6 +152,7 @@ func (s *scriptServer) serve(tc *textproto.Conn) {
 			}
 			if verb == "RCPT" {
 				rcpts++
+				lastRcpt = strings.Fields(arg)[0]
 			} else {
 				mailOK = true
 			}
@@ -171,7 +173,9 @@ func (s *scriptServer) serve(tc *textproto.Conn) {
 			}
 			s.mu.Unlock()
 			rcpts, mailOK = 0, false
-			if len(body) == 0 {
+			if r, ok := s.dataReply[lastRcpt]; ok {
+				reply(r)
+			} else if len(body) == 0 {
 				reply("554 5.6.0 empty message")
 			} else {
 				reply("250 queued")

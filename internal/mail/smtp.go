@@ -225,8 +225,10 @@ func (s *smtpSender) dial(ctx context.Context) error {
 		}
 		// Temporary whatever the server said (a 535 to AUTH, say): it is
 		// not about any recipient, and must never count as a bounce.
-		return &Error{Stage: StageDial, Class: Temporary, Code: Code(err), Enhanced: enhancedCode(err),
+		e := &Error{Stage: StageDial, Class: Temporary, Code: Code(err), Enhanced: enhancedCode(err),
 			Err: fmt.Errorf("smtp %s:%d: %w", s.t.cfg.Host, s.t.cfg.Port, err)}
+		e.Cause = errorCause(e) // a 5xx here (AUTH refused, say) is the sender's problem
+		return e
 	}
 	s.conn = conn
 	return nil
@@ -256,6 +258,7 @@ func (s *smtpSender) Send(ctx context.Context, m *Message) error {
 		if errors.As(err, &dialErr) {
 			e.Class, e.Code, e.Enhanced, e.Err = dialErr.Class, dialErr.Code, dialErr.Enhanced, dialErr.Err
 		}
+		e.Cause = errorCause(e)
 		return e
 	}
 	// Both buffers live as long as the sender: a message's bytes are built
@@ -534,24 +537,10 @@ func appendDotStuffed(dst, raw []byte) []byte {
 	return append(dst, ".\r\n"...)
 }
 
-// enhancedCode finds an RFC 3463 status code ("5.1.1") at the start of a
-// server reply's text.
+// enhancedCode finds the RFC 3463 status code in the server reply err
+// carries (see EnhancedCode).
 func enhancedCode(err error) string {
-	var tp *textproto.Error
-	if !errors.As(err, &tp) {
-		return ""
-	}
-	first, _, _ := strings.Cut(tp.Msg, " ")
-	parts := strings.Split(first, ".")
-	if len(parts) != 3 || len(parts[0]) != 1 || strings.IndexByte("245", parts[0][0]) < 0 {
-		return ""
-	}
-	for _, p := range parts[1:] {
-		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
-			return ""
-		}
-	}
-	return first
+	return EnhancedCode(replyText(err))
 }
 
 // Close says QUIT when the connection is still up.

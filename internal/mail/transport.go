@@ -73,7 +73,10 @@ type Error struct {
 	Class     Class
 	Code      int    // SMTP reply code, 0 when there was no reply
 	Enhanced  string // enhanced status code such as "5.1.1", when the server sent one
-	Err       error
+	// Cause says whose problem it is (the reader's mailbox or the sender's
+	// side); CauseOf works it out when it is left CauseNone.
+	Cause Cause
+	Err   error
 }
 
 func (e *Error) Error() string {
@@ -202,7 +205,7 @@ type limitedSender struct {
 func (l *limitedSender) Send(ctx context.Context, m *Message) error {
 	if err := l.limiter.Wait(ctx); err != nil {
 		return &Error{Recipient: m.To.Email, MessageID: m.MessageID, Stage: StageQueue,
-			Class: Temporary, Err: fmt.Errorf("rate limit: %w: %w", ErrNotSent, err)}
+			Class: Temporary, Cause: CauseTemporary, Err: fmt.Errorf("rate limit: %w: %w", ErrNotSent, err)}
 	}
 	return l.next.Send(ctx, m)
 }

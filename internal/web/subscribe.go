@@ -10,24 +10,21 @@ import (
 	htmltemplate "html/template"
 	"io/fs"
 	"net/http"
-	netmail "net/mail"
 	"net/netip"
 	"slices"
 	"strings"
 	"text/template"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"publisher/internal/mail"
 	"publisher/internal/store"
+	"publisher/internal/valid"
 )
 
 const (
 	maxFormBytes = 16 << 10
-	maxEmailLen  = 254
 	maxNameRunes = 100
-	maxTopicLen  = 64
 	maxTopics    = 50
 )
 
@@ -239,7 +236,7 @@ func (s *Server) validateSignup(form map[string][]string) (store.SubscriberInput
 	switch {
 	case !utf8.ValidString(name):
 		problems = append(problems, "Name: not valid text.")
-	case hasControl(name):
+	case valid.Line(name) != nil:
 		problems = append(problems, "Name: line breaks and control characters are not allowed.")
 	case utf8.RuneCountInString(name) > maxNameRunes:
 		problems = append(problems, fmt.Sprintf("Name: at most %d characters.", maxNameRunes))
@@ -255,7 +252,7 @@ func (s *Server) validateSignup(form map[string][]string) (store.SubscriberInput
 	if cadence == "" {
 		cadence = s.opts.DefaultCadence
 	}
-	if !validCadence(cadence) {
+	if !valid.Cadence(cadence) {
 		problems = append(problems, "Frequency: choose immediate, daily or weekly.")
 	} else {
 		in.Cadence = cadence
@@ -272,25 +269,18 @@ func first(v []string) string {
 
 // validEmail returns the address, or a sentence saying what is wrong with it.
 func validEmail(email string) (string, string) {
-	const notAnAddress = "this is not an email address."
+	addr, err := valid.Email(email)
 	switch {
-	case email == "":
+	case err == nil:
+		return addr, ""
+	case errors.Is(err, valid.ErrEmailEmpty):
 		return "", "please enter your email address."
-	case !utf8.ValidString(email) || hasControl(email):
+	case errors.Is(err, valid.ErrEmailControl):
 		return "", "line breaks and control characters are not allowed."
-	case len(email) > maxEmailLen:
-		return "", fmt.Sprintf("at most %d characters.", maxEmailLen)
+	case errors.Is(err, valid.ErrEmailTooLong):
+		return "", fmt.Sprintf("at most %d characters.", valid.MaxEmailLen)
 	}
-	addr, err := netmail.ParseAddress(email)
-	// A bare address only: a display name or comment here would be a way to
-	// smuggle text into the To header.
-	if err != nil || addr.Name != "" || addr.Address != email || strings.ContainsAny(email, " <>()\"") {
-		return "", notAnAddress
-	}
-	if _, domain, _ := strings.Cut(email, "@"); domain == "" || strings.HasPrefix(domain, "[") {
-		return "", notAnAddress
-	}
-	return email, ""
+	return "", "this is not an email address."
 }
 
 // validTopics splits checkbox values (or an "a;b" list from a script) and checks
@@ -308,12 +298,12 @@ func (s *Server) validTopics(values, held []string) ([]string, []string) {
 	seen := map[string]bool{}
 	for _, v := range values {
 		for _, t := range strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == ',' }) {
-			t = strings.TrimSpace(t)
-			if t == "" {
+			t, err := valid.Topic(t)
+			if err != nil {
+				problems = append(problems, "Topics: a topic name is too long or holds control characters.")
 				continue
 			}
-			if !utf8.ValidString(t) || hasControl(t) || len(t) > maxTopicLen {
-				problems = append(problems, "Topics: a topic name is too long or holds control characters.")
+			if t == "" {
 				continue
 			}
 			if len(known) > 0 {
@@ -343,25 +333,4 @@ func lookupFold(list []string, s string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func validCadence(c string) bool {
-	for _, l := range cadenceLabels {
-		if l.Value == c {
-			return true
-		}
-	}
-	return false
-}
-
-// hasControl reports C0/C1 controls (CR, LF, NUL, TAB...) and the Unicode line
-// and paragraph separators: none belongs in a name, address or topic, and some
-// could end a mail header.
-func hasControl(s string) bool {
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return true
-		}
-	}
-	return false
 }

@@ -25,6 +25,7 @@ import (
 	"publisher/internal/mail"
 	"publisher/internal/store"
 	"publisher/internal/token"
+	"publisher/internal/valid"
 )
 
 // Token purposes, shared with the digest's links.
@@ -132,7 +133,7 @@ func New(opts Options) (*Server, error) {
 	if opts.DefaultCadence == "" {
 		opts.DefaultCadence = "daily"
 	}
-	if !validCadence(opts.DefaultCadence) {
+	if !valid.Cadence(opts.DefaultCadence) {
 		errs = append(errs, fmt.Errorf("web: DefaultCadence %q: want immediate, daily or weekly", opts.DefaultCadence))
 	}
 	if len(errs) > 0 {

@@ -29,8 +29,10 @@ const (
 )
 
 // subscribe handles POST /subscribe: double opt-in. Whatever the state of the
-// address, a valid request gets the same page, and the slow part (SMTP) happens
-// after the answer, so neither the body nor the timing tells who is subscribed.
+// address, a valid request gets the same page at the same speed: the answer
+// comes before anything that depends on the address (looking it up, recording
+// it, the confirmation email), which is queued, so neither the body nor the
+// timing tells who is subscribed.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	if err := s.csrf.Check(r); err != nil {
 		s.metrics.event("csrf_refused")
@@ -58,13 +60,21 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.ConsentIP = ip
-	if err := s.signup(r.Context(), in); err != nil {
-		s.logger.Error("subscribe", "err", err)
+	if !s.signups.reserve() {
+		// Full (a flood) or shutting down: the same answer for every address.
+		s.metrics.event("subscribe_queue_full")
+		w.Header().Set("Retry-After", "60")
 		s.renderError(w, r, http.StatusServiceUnavailable, "Please try again later", "We could not record your request just now.")
 		return
 	}
 	s.metrics.event("subscribe")
 	s.render(w, r, http.StatusOK, "subscribed", s.newPage())
+	// The work starts once the answer is on its way, so it does not compete with
+	// this answer for the processor either.
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.signups.push(signupJob{in: in, at: time.Now()})
 }
 
 // rateKey groups IPv6 clients by /64, the block one customer usually holds.
@@ -77,18 +87,18 @@ func rateKey(ip string) string {
 	return p.String()
 }
 
-// signup records the request and queues the confirmation email when the
-// address may receive one.
-func (s *Server) signup(ctx context.Context, in store.SubscriberInput) error {
-	now := time.Now()
+// signup records the request and sends the confirmation email when the
+// address may receive one. It runs on the sign-up queue, after the answer.
+func (s *Server) signup(ctx context.Context, j signupJob) error {
+	in, now := j.in, j.at
 	existing, err := s.opts.Store.SubscriberByEmail(ctx, in.Email)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return fmt.Errorf("look up %s: %w", in.Email, err)
 	case existing.Status == store.StatusActive || store.IsSuppressed(existing.Status):
-		// Already subscribed, or the reader (or a bounce) said stop: an identical
-		// answer, no email, and no change a stranger could make to their settings.
+		// Already subscribed, or the reader (or a bounce) said stop: no email, and
+		// no change a stranger could make to their settings.
 		s.logger.Info("subscribe: address already known, nothing sent", "status", existing.Status)
 		return nil
 	}
@@ -108,25 +118,20 @@ func (s *Server) signup(ctx context.Context, in store.SubscriberInput) error {
 	if err != nil {
 		return err
 	}
-	s.sendInBackground(ctx, msg, sub.ID)
+	sendCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := s.opts.Mailer.Send(sendCtx, msg); err != nil {
+		s.metrics.event("confirmation_failed")
+		return fmt.Errorf("send confirmation email to subscriber %d: %w", sub.ID, err)
+	}
+	s.metrics.event("confirmation_sent")
+	s.logger.Info("confirmation email sent", "subscriber", sub.ID)
 	return nil
 }
 
-func (s *Server) sendInBackground(ctx context.Context, msg *mail.Message, subscriberID int64) {
-	ctx = context.WithoutCancel(ctx) // the request ends before the email goes out
-	s.mailWG.Go(func() {
-		s.mailSlots <- struct{}{}
-		defer func() { <-s.mailSlots }()
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		if err := s.opts.Mailer.Send(ctx, msg); err != nil {
-			s.metrics.event("confirmation_failed")
-			s.logger.Error("send confirmation email", "subscriber", subscriberID, "err", err)
-			return
-		}
-		s.metrics.event("confirmation_sent")
-		s.logger.Info("confirmation email sent", "subscriber", subscriberID)
-	})
+// confirmData is what confirm.txt.tmpl and confirm.html.tmpl see.
+type confirmData struct {
+	SiteTitle, HomeURL, Name, ConfirmURL, ConfirmTTL string
 }
 
 // confirmTemplates are the two parts of the confirmation email.
@@ -160,9 +165,7 @@ func (s *Server) ConfirmURL(subscriberID int64, expires time.Time) string {
 }
 
 func (s *Server) confirmationMessage(sub store.Subscriber, now time.Time) (*mail.Message, error) {
-	data := struct {
-		SiteTitle, HomeURL, Name, ConfirmURL, ConfirmTTL string
-	}{
+	data := confirmData{
 		SiteTitle:  s.opts.SiteTitle,
 		HomeURL:    s.opts.BaseURL,
 		Name:       sub.Name,

@@ -383,7 +383,9 @@ func TestReadyzThroughA550(t *testing.T) {
 	d.write("subscribers/list.csv", "email\nreader@example.org\nunknown@example.org\n")
 	w := d.startWatched(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d/", httpPort)
-	waitFor(t, "the run with a 550", func() bool { return strings.Contains(w.out.String(), "run failed") || strings.Contains(w.out.String(), "run finished") })
+	waitFor(t, "the run with a 550", func() bool {
+		return strings.Contains(w.out.String(), "run failed") || strings.Contains(w.out.String(), "run finished")
+	})
 	if !strings.Contains(w.out.String(), "run failed") {
 		t.Fatalf("the run did not fail:\n%s", w.out)
 	}

@@ -676,6 +676,14 @@ func (c *Config) validate() Errors {
 			bad(key, "must not be empty")
 		}
 	}
+	if c.Templates.Dir != "" {
+		// A mistyped folder would silently give the built-in templates.
+		if fi, err := os.Stat(c.Templates.Dir); err != nil {
+			bad("templates.dir", "%v", err)
+		} else if !fi.IsDir() {
+			bad("templates.dir", "%s is not a folder", c.Templates.Dir)
+		}
+	}
 	if c.Content.MaxBytes <= 0 {
 		bad("content.max_bytes", "must be positive")
 	}

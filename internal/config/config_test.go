@@ -110,6 +110,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"no _FILE for a plain key", "", []string{"PUBLISHER_SITE_TITLE_FILE=/x"}, []string{"PUBLISHER_SITE_TITLE_FILE: unknown environment variable"}},
 		{"a mistyped port is no service link", "", []string{"PUBLISHER_HTTP_PORT=8080"}, []string{"PUBLISHER_HTTP_PORT: unknown environment variable"}},
 		{"admin on the public address", "http:\n  listen: 127.0.0.1:8080\n  admin_listen: 127.0.0.1:8080\n", nil, []string{"http.admin_listen: is the same address as http.listen"}},
+		{"templates.dir missing", "templates:\n  dir: no-such-folder\n", nil, []string{"templates.dir: stat ", "no-such-folder"}},
 		{"tls none off loopback", "secret: s3cr3t-long\nmail:\n  transport: smtp\n  smtp:\n    host: smtp.example.org\n    tls: none\n", nil, []string{"mail.smtp.tls: none is only allowed for a loopback host"}},
 		{"several at once", "feed:\n  items: 0\ndigest:\n  send_at: 7am\n  timezone: Mars/Olympus\n", nil, []string{"feed.items", "digest.send_at", "digest.timezone"}},
 		{"not yaml", "site: [unclosed\n", nil, []string{"publisher.yaml"}},

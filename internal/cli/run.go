@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"publisher/internal/cycle"
@@ -40,6 +41,11 @@ errors.`)
 func finishRun(ctx context.Context, e *env, r *cycle.Runner, opts cycle.Options) int {
 	sum, err := r.Run(ctx, opts)
 	fmt.Fprintln(e.stdout, sum.String())
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// SIGTERM or SIGINT: what was on the wire is recorded, the rest waits.
+		fmt.Fprintln(e.stderr, "publisher run: stopped by a signal; what was not sent stays pending for the next run")
+		return ExitOK
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "publisher run: %v\n", err)
 		return ExitFailures

@@ -32,12 +32,13 @@ func daemonConfig(smtpPort, httpPort int, extra string) string {
   title: Daemon Desk
   base_url: http://127.0.0.1:%d/
   language: en
-secret: daemon-secret-0123456789abcdef
+secret: daemon-secret-0123456789abcdef-0123456789
 schedule: "@every 2s"
 run_at_start: true
 shutdown_grace: 20s
 http:
   listen: 127.0.0.1:%d
+  admin_listen: ""
   rate_limit: 50
 mail:
   transport: smtp

@@ -128,7 +128,7 @@ func smtpConfig(port int, extra string) string {
   base_url: https://desk.example.org/
   language: en
   description: Test pieces.
-secret: e2e-secret-0123456789abcdef
+secret: e2e-secret-0123456789abcdef-0123456789
 mail:
   transport: smtp
   from: Test Desk <digest@desk.example.org>

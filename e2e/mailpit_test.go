@@ -58,7 +58,7 @@ func TestDigestsThroughMailpit(t *testing.T) {
 	d.env = []string{
 		"PUBLISHER_MAIL_TRANSPORT=smtp", "PUBLISHER_MAIL_SMTP_HOST=127.0.0.1",
 		fmt.Sprintf("PUBLISHER_MAIL_SMTP_PORT=%d", mp.smtpPort), "PUBLISHER_MAIL_SMTP_TLS=none",
-		"PUBLISHER_SECRET=mailpit-test-secret-0123456789", "PUBLISHER_SITE_BASE_URL=https://desk.example.org/",
+		"PUBLISHER_SECRET=mailpit-test-secret-0123456789-0123456789", "PUBLISHER_SITE_BASE_URL=https://desk.example.org/",
 	}
 	r := d.run("run")
 	if r.code != 0 {

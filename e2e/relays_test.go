@@ -16,7 +16,7 @@ func relaysConfig(portA, portB int) string {
   title: Test Desk
   base_url: https://desk.example.org/
   language: en
-secret: e2e-secret-0123456789abcdef
+secret: e2e-secret-0123456789abcdef0123456789abcdef
 mail:
   transport: smtp
   from: Test Desk <digest@desk.example.org>

@@ -5,8 +5,8 @@
 # container, the images and all podman state. Also lints the Dockerfile.
 #
 # Installs podman, buildah, runc and busybox-static with apt-get when missing.
-# Environment: IMAGE_TEST_PORT (default 18080), IMAGE_TEST_KEEP=1 keeps the temp
-# dir for inspection.
+# Environment: IMAGE_TEST_PORT (default 18080; the admin port is the next one),
+# IMAGE_TEST_KEEP=1 keeps the temp dir for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -48,6 +48,8 @@ go_standin="localhost/publisher-go-standin:$tag"
 runtime_standin="localhost/publisher-runtime-standin:$tag"
 container="publisher-image-test-$$"
 port="${IMAGE_TEST_PORT:-18080}"
+admin_port=$((port + 1))
+version="image-test-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 cat >"$work/containers.conf" <<EOF
 [containers]
@@ -138,6 +140,9 @@ build_args=(
 	--build-arg "GO_IMAGE=$go_standin"
 	--build-arg "RUNTIME_IMAGE=$runtime_standin"
 	--build-arg "GOPROXY=$(go env GOPROXY)"
+	--build-arg "VERSION=$version"
+	--build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || true)"
+	--build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 )
 modcache="$(go env GOMODCACHE)"
 if [ -d "$modcache" ]; then
@@ -157,10 +162,13 @@ entry="$(podman image inspect --format '{{json .Config.Entrypoint}} {{json .Conf
 podman image inspect --format '{{json .Config.ExposedPorts}}' "$image" | grep -q '8080/tcp' || fail "port 8080 not exposed"
 podman image inspect --format '{{json .Config.Volumes}}' "$image" | grep -q '"/data"' || fail "/data is not a volume"
 podman image inspect --format '{{json .Config.Healthcheck}}' "$image" | grep -q '"publisher","healthcheck"' || fail "no HEALTHCHECK running publisher healthcheck"
-# The image carries the binary and nothing of the repository.
-if podman run --rm --entrypoint /usr/local/bin/publisher "$image" version >/dev/null 2>&1; then :; else
-	fail "publisher version does not run in the image"
-fi
+label="$(podman image inspect --format '{{index .Config.Labels "org.opencontainers.image.version"}}' "$image")"
+[ "$label" = "$version" ] || fail "org.opencontainers.image.version label '$label', want $version"
+# The image carries the binary and nothing of the repository; the version is
+# stamped into it.
+got="$(podman run --rm --entrypoint /usr/local/bin/publisher "$image" version 2>&1)" || fail "publisher version does not run in the image: $got"
+grep -q "publisher $version" <<<"$got" || fail "publisher version says '$got', want $version"
+log "version $version in the label and the binary"
 
 # --- run: the daemon serves what its first run built -------------------------------
 mounts=(
@@ -173,11 +181,10 @@ log "starting the daemon on $base"
 # --health-interval=disable: there is no systemd for a timer; the check is run
 # by hand below. (podman 4 still logs that it cannot reach systemd: noise, kept
 # in podman-run.log.)
-podman run -d --name "$container" -p "127.0.0.1:$port:8080" "${mounts[@]}" \
+podman run -d --name "$container" -p "127.0.0.1:$port:8080" -p "127.0.0.1:$admin_port:9090" "${mounts[@]}" \
 	--health-interval=disable \
 	-e PUBLISHER_CONFIG=/srv/publisher/publisher.yaml \
 	-e PUBLISHER_SITE_BASE_URL="$base" \
-	-e PUBLISHER_RUN_AT_START=true \
 	-e PUBLISHER_SCHEDULE=@hourly \
 	"$image" >/dev/null 2>"$work/podman-run.log" || {
 	cat "$work/podman-run.log" >&2
@@ -201,7 +208,8 @@ code="$(curl -sS -o /dev/null -w '%{http_code}' "${base}healthz")"
 [ "$code" = 200 ] || fail "/healthz answered $code"
 log "/healthz: 200"
 
-wait_for "${base}feed.xml" "feed.xml from the first run"
+# No run at start: the daemon builds the site for its settings before serving it.
+wait_for "${base}feed.xml" "feed.xml from the build at start"
 headers="$(curl -sS -D - -o "$work/feed.xml" "${base}feed.xml")"
 grep -qi '^content-type: application/rss+xml; charset=utf-8' <<<"$headers" || fail "feed.xml content type: $headers"
 grep -q '<rss' "$work/feed.xml" || fail "feed.xml is not RSS"
@@ -210,6 +218,14 @@ code="$(curl -sS -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "${bas
 [ "$code" = 304 ] || fail "conditional GET of feed.xml answered $code"
 log "feed.xml: served as application/rss+xml, 304 on If-None-Match"
 
+admin="http://127.0.0.1:$admin_port/"
+code="$(curl -sS -o /dev/null -w '%{http_code}' "${admin}readyz")"
+[ "$code" = 200 ] || fail "/readyz on the admin port answered $code"
+curl -fsS "${admin}metrics" | grep -q '^publisher_runs_total' || fail "/metrics on the admin port"
+code="$(curl -sS -o /dev/null -w '%{http_code}' "${base}metrics")"
+[ "$code" = 404 ] || fail "/metrics on the public port answered $code"
+log "/readyz and /metrics on the admin port only"
+
 podman exec "$container" publisher healthcheck || fail "publisher healthcheck inside the container"
 # The image's own HEALTHCHECK instruction, as the engine runs it.
 podman healthcheck run "$container" || fail "the image's HEALTHCHECK reports unhealthy"
@@ -217,7 +233,7 @@ log "publisher healthcheck and the image HEALTHCHECK: ok"
 
 # SIGTERM: graceful stop, exit status 0.
 # (podman without systemd logs that it cannot remove a health-check timer: noise.)
-podman stop -t 60 "$container" >/dev/null 2>>"$work/podman-run.log"
+podman stop -t 100 "$container" >/dev/null 2>>"$work/podman-run.log"
 exit_code="$(podman inspect --format '{{.State.ExitCode}}' "$container")"
 [ "$exit_code" = 0 ] || fail "the daemon exited with $exit_code after SIGTERM"
 log "SIGTERM: exit 0"

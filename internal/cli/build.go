@@ -11,7 +11,7 @@ import (
 
 func runBuild(ctx context.Context, e *env, args []string) int {
 	fs := e.flags("build", "", "Render feed.xml, atom.xml, feed.json, per-topic feeds, feeds.opml and the\narchive pages from content.dir into output.dir. Records when each piece was\nfirst seen. Files whose bytes did not change are left alone.")
-	if st := parse(fs, args); st >= 0 {
+	if _, st := fs.parse(args, 0, 0); st >= 0 {
 		return st
 	}
 	defer limitHeap(buildHeapLimit)()

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -71,11 +73,13 @@ func Main(args []string, environ []string, stdout, stderr io.Writer, terminal bo
 	fs := flag.NewFlagSet("publisher", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	e.globalFlags(fs)
-	fs.Usage = func() { usage(stderr) }
+	fs.Usage = func() {} // printed below, to stdout when asked for
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
 			return ExitOK
 		}
+		usage(stderr)
 		return ExitConfig
 	}
 	rest := fs.Args()
@@ -113,41 +117,135 @@ func (e *env) globalFlags(fs *flag.FlagSet) {
 	})
 }
 
-// flags returns a FlagSet for a command, with the global flags accepted after the
+// cmdFlags is one command's flags and its usage text.
+type cmdFlags struct {
+	*flag.FlagSet
+	e                        *env
+	name, argsUsage, summary string
+}
+
+// flags returns the flags of a command, with the global flags accepted after the
 // command name too.
-func (e *env) flags(name, argsUsage, summary string) *flag.FlagSet {
+func (e *env) flags(name, argsUsage, summary string) *cmdFlags {
 	fs := flag.NewFlagSet("publisher "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	e.globalFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: publisher %s [flags] %s\n\n%s\n\nFlags:\n", name, argsUsage, summary)
-		fs.PrintDefaults()
-	}
-	return fs
+	fs.Usage = func() {} // printed by parse: to stdout for --help, to stderr for a mistake
+	return &cmdFlags{FlagSet: fs, e: e, name: name, argsUsage: argsUsage, summary: summary}
 }
 
-// parse parses a command's flags; it returns the exit status to stop with, or -1 to go on.
-func parse(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitConfig
+func (f *cmdFlags) usage(w io.Writer) {
+	line := "publisher " + f.name + " [flags]"
+	if f.argsUsage != "" {
+		line += " " + f.argsUsage
 	}
-	return -1
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n\nFlags:\n", line, f.summary)
+	f.SetOutput(w)
+	f.PrintDefaults()
+	f.SetOutput(f.e.stderr)
+}
+
+// parse reads the flags wherever they stand among the arguments (before or after
+// them, as the usage line puts them) and returns the other arguments, or the exit
+// status to stop with: 0 after --help, 2 for a bad flag or a wrong number of
+// arguments (between minArgs and maxArgs; maxArgs < 0 is no limit). After "--"
+// everything is an argument.
+func (f *cmdFlags) parse(args []string, minArgs, maxArgs int) ([]string, int) {
+	var positional, tail []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, tail = args[:i], args[i+1:]
+	}
+	for {
+		rest, st := f.parseLeading(args)
+		if st >= 0 {
+			return nil, st
+		}
+		if len(rest) == 0 {
+			break
+		}
+		positional, args = append(positional, rest[0]), rest[1:]
+	}
+	positional = append(positional, tail...)
+	switch {
+	case len(positional) < minArgs:
+		return nil, f.fail("missing argument: %s", f.argsUsage)
+	case maxArgs >= 0 && len(positional) > maxArgs:
+		return nil, f.fail("unexpected argument %q", positional[maxArgs])
+	}
+	return positional, -1
+}
+
+// parseLeading reads the flags up to the first argument that is not one, and
+// returns that argument and the rest unread (a subcommand and its own flags).
+func (f *cmdFlags) parseLeading(args []string) ([]string, int) {
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			f.usage(f.e.stdout)
+			return nil, ExitOK
+		}
+		fmt.Fprintln(f.e.stderr)
+		f.usage(f.e.stderr)
+		return nil, ExitConfig
+	}
+	return f.Args(), -1
+}
+
+// fail reports a usage mistake with the command's usage, on stderr.
+func (f *cmdFlags) fail(format string, args ...any) int {
+	fmt.Fprintf(f.e.stderr, "publisher %s: %s\n\n", f.name, fmt.Sprintf(format, args...))
+	f.usage(f.e.stderr)
+	return ExitConfig
 }
 
 func (e *env) logger() *slog.Logger {
 	opts := &slog.HandlerOptions{Level: e.logLevel}
 	if e.logJSON {
+		// Log processors sum and compare numbers: a duration is seconds, not
+		// slog's default of nanoseconds.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.Float64Value(a.Value.Duration().Seconds())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(e.stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(e.stderr, opts))
 }
 
+// progress is where a run draws its progress bar: a terminal, and only when the
+// log is for people (a JSON log is read by a program).
+func (e *env) progress() io.Writer {
+	if e.terminal && !e.logJSON {
+		return e.stderr
+	}
+	return nil
+}
+
 // loadConfig reads the configuration; a missing default file is fine (defaults and
-// environment), a missing named one is not.
+// environment), a missing named one is not. It says once, on the log, which file
+// was read (or that none was) and every warning about the settings.
 func (e *env) loadConfig() (*config.Config, int) {
+	cfg, st := e.loadConfigQuietly()
+	if cfg == nil {
+		return nil, st
+	}
+	log := e.logger()
+	if cfg.File() != "" {
+		abs, _ := filepath.Abs(cfg.File())
+		log.Info("configuration", "file", abs)
+	} else {
+		log.Info("configuration: no file (" + e.configPath + " not found), so the built-in defaults and the PUBLISHER_* variables")
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration", "problem", w.Error())
+	}
+	return cfg, -1
+}
+
+// loadConfigQuietly is loadConfig without the log lines, for commands whose
+// output is read by a program (healthcheck, config).
+func (e *env) loadConfigQuietly() (*config.Config, int) {
 	cfg, err := config.Load(e.configPath, e.configGiven, e.environ)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "publisher: configuration (%s):\n%v\n", e.configPath, err)
@@ -188,11 +286,7 @@ func (e *env) open(ctx context.Context, command string) (*opened, int) {
 		fmt.Fprintf(e.stderr, "publisher %s: %v\n", command, err)
 		return nil, ExitConfig
 	}
-	var progress io.Writer
-	if e.terminal {
-		progress = e.stderr
-	}
-	r, err := cycle.New(cycle.Deps{Config: cfg, Store: db, Templates: templates.FS(cfg.Templates.Dir), Logger: log, Progress: progress})
+	r, err := cycle.New(cycle.Deps{Config: cfg, Store: db, Templates: templates.FS(cfg.Templates.Dir), Logger: log, Progress: e.progress()})
 	if err != nil {
 		db.Close()
 		fmt.Fprintf(e.stderr, "publisher %s: %v\n", command, err)
@@ -219,23 +313,32 @@ Global flags (before or after the command):
 
 Every configuration key can be set in the environment: publisher config lists them.
 Run "publisher <command> --help" for a command's flags.
-Exit status: 0 all done, 1 some deliveries failed or check found errors, 2 bad configuration or usage.
+Exit status: 0 done (deliveries still pending are retried by a later run), 1 some
+deliveries failed or check found errors, 2 bad configuration or usage.
 `)
 }
 
 func runVersion(_ context.Context, e *env, args []string) int {
 	fs := e.flags("version", "", "Print the version of this binary.")
-	if st := parse(fs, args); st >= 0 {
+	if _, st := fs.parse(args, 0, 0); st >= 0 {
 		return st
 	}
 	fmt.Fprintln(e.stdout, "publisher", version())
 	return ExitOK
 }
 
+// stampedVersion is set at link time by the image build
+// (-ldflags "-X publisher/internal/cli.stampedVersion=v1.2.3"): a build from a
+// copied tree has no module version and no VCS information to read.
+var stampedVersion string
+
 func version() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "(unknown)"
+	}
+	if stampedVersion != "" {
+		return stampedVersion + " " + info.GoVersion
 	}
 	v := info.Main.Version
 	for _, s := range info.Settings {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"publisher/internal/cycle"
@@ -15,11 +16,13 @@ the pending deliveries through the ledger. A run that is killed resumes where it
 stopped when run again. SIGTERM or SIGINT stops taking new messages, finishes
 those on the wire and leaves the rest pending.
 
-Exit status: 0 when everything due went out, 1 when some deliveries failed or
-are still pending, 2 for configuration errors.`)
+Exit status: 0 when nothing failed (deliveries left pending, for a retry that is
+not yet due or because the run was stopped, are sent by a later run), 1 when
+some deliveries failed for good or the run itself failed, 2 for configuration
+errors.`)
 	dry := fs.Bool("dry-run", false, "do everything but write, record and send; report what would be sent")
 	retryNow := fs.Bool("retry-now", false, "send pending deliveries now, even those whose retry is not yet due (after fixing the relay)")
-	if st := parse(fs, args); st >= 0 {
+	if _, st := fs.parse(args, 0, 0); st >= 0 {
 		return st
 	}
 	o, st := e.open(ctx, "run")
@@ -30,17 +33,28 @@ are still pending, 2 for configuration errors.`)
 	return finishRun(ctx, e, o.runner, cycle.Options{DryRun: *dry, RetryNow: *retryNow})
 }
 
-// finishRun runs one cycle and prints its summary; the exit status says whether
-// everything due went out.
+// finishRun runs one cycle and prints its summary. The exit status says whether
+// anything failed: deliveries still pending are not a failure of this run (a
+// greylisting server, a relay down for a while: the next run retries them, and
+// after mail.max_attempts they fail), so a CronJob does not mark the Job failed
+// and start a pod that has nothing to do.
 func finishRun(ctx context.Context, e *env, r *cycle.Runner, opts cycle.Options) int {
 	sum, err := r.Run(ctx, opts)
 	fmt.Fprintln(e.stdout, sum.String())
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// SIGTERM or SIGINT: what was on the wire is recorded, the rest waits.
+		fmt.Fprintln(e.stderr, "publisher run: stopped by a signal; what was not sent stays pending for the next run")
+		return ExitOK
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "publisher run: %v\n", err)
 		return ExitFailures
 	}
-	if !sum.OK() {
+	if sum.Failed > 0 {
 		return ExitFailures
+	}
+	if sum.Pending > 0 {
+		fmt.Fprintf(e.stderr, "publisher run: %d deliveries pending; a later run retries them\n", sum.Pending)
 	}
 	return ExitOK
 }

@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"publisher/internal/config"
 	"publisher/internal/store"
 	"publisher/internal/subscriber"
+	"publisher/internal/valid"
 )
 
 const subscribersHelp = `Manage subscribers by hand. The list files in subscribers.dir are synced on
@@ -21,52 +24,72 @@ suppress, an unsubscribe or hard bounces) always wins over the list files.
 
   list [--status STATUS]                   print subscribers (tab-separated)
   add EMAIL [--name N] [--topics a;b] [--cadence C]
-                                           add or update an active subscriber
+                                           add a subscriber, or change what is given
   remove EMAIL                             suppress as removed by hand
   suppress EMAIL [--as unsubscribed|bounced|complained|removed]
                                            suppress with a reason
   import FILE.csv                          add every row of a CSV (email,name,topics,cadence)
-  export [--out FILE] [--status STATUS]    write subscribers as CSV`
+  export [--out FILE] [--status STATUS]    write subscribers as CSV
+
+` + statusHelp + `
+
+Run "publisher subscribers <subcommand> --help" for its flags.`
+
+// statusHelp names every status, for the help of the commands that filter by it.
+const statusHelp = `Statuses: active (receives digests), pending (signed up on the web, not yet
+confirmed), gone (no longer in the list files), and the suppressions:
+unsubscribed, bounced, complained, removed.`
+
+// allStatuses are the statuses --status accepts.
+var allStatuses = []string{store.StatusActive, store.StatusPending, store.StatusGone,
+	store.StatusUnsubscribed, store.StatusBounced, store.StatusComplained, store.StatusRemoved}
 
 func runSubscribers(ctx context.Context, e *env, args []string) int {
 	fs := e.flags("subscribers", "list|add|remove|suppress|import|export ...", subscribersHelp)
-	if st := parse(fs, args); st >= 0 {
+	// The subcommand's own flags follow it: read only what comes before it here.
+	rest, st := fs.parseLeading(args)
+	if st >= 0 {
 		return st
 	}
-	rest := fs.Args()
 	if len(rest) == 0 {
-		fs.Usage()
-		return ExitConfig
+		return fs.fail("missing subcommand")
 	}
-	cfg, st := e.loadConfig()
+	sub, subArgs := rest[0], rest[1:]
+	c := subscribersCmd{e: e, now: time.Now().UTC()}
+	var run func(context.Context, []string) int
+	switch sub {
+	case "list":
+		run = c.list
+	case "add":
+		run = c.add
+	case "remove":
+		run = c.remove
+	case "suppress":
+		run = c.suppress
+	case "import":
+		run = c.importCSV
+	case "export":
+		run = c.export
+	default:
+		return fs.fail("unknown subcommand %q", sub)
+	}
+	return run(ctx, subArgs)
+}
+
+// open loads the configuration and opens the store, once a subcommand has read
+// its arguments: --help needs neither.
+func (c *subscribersCmd) open(ctx context.Context) int {
+	cfg, st := c.e.loadConfig()
 	if cfg == nil {
 		return st
 	}
 	db, err := openStore(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "publisher subscribers: %v\n", err)
+		fmt.Fprintf(c.e.stderr, "publisher subscribers: %v\n", err)
 		return ExitConfig
 	}
-	defer db.Close()
-	sub, subArgs := rest[0], rest[1:]
-	sc := subscribersCmd{e: e, cfg: cfg, db: db, now: time.Now().UTC()}
-	switch sub {
-	case "list":
-		return sc.list(ctx, subArgs)
-	case "add":
-		return sc.add(ctx, subArgs)
-	case "remove":
-		return sc.suppress(ctx, append([]string{"--as", store.StatusRemoved}, subArgs...))
-	case "suppress":
-		return sc.suppress(ctx, subArgs)
-	case "import":
-		return sc.importCSV(ctx, subArgs)
-	case "export":
-		return sc.export(ctx, subArgs)
-	}
-	fmt.Fprintf(e.stderr, "publisher subscribers: unknown subcommand %q\n", sub)
-	fs.Usage()
-	return ExitConfig
+	c.cfg, c.db = cfg, db
+	return -1
 }
 
 type subscribersCmd struct {
@@ -76,27 +99,52 @@ type subscribersCmd struct {
 	now time.Time
 }
 
-func (c subscribersCmd) fail(err error) int {
+func (c *subscribersCmd) fail(err error) int {
 	fmt.Fprintf(c.e.stderr, "publisher subscribers: %v\n", err)
 	return ExitFailures
 }
 
-func statuses(s string) []string {
+// statuses reads a --status list; a status that does not exist is a mistake,
+// not an empty list.
+func statuses(fs *cmdFlags, s string) ([]string, int) {
 	if s == "" {
-		return nil
+		return nil, -1
 	}
-	return strings.Split(s, ",")
+	var out []string
+	for _, st := range strings.Split(s, ",") {
+		st = strings.ToLower(strings.TrimSpace(st))
+		if !slices.Contains(allStatuses, st) {
+			return nil, fs.fail("--status: unknown status %q (known: %s)", st, strings.Join(allStatuses, ", "))
+		}
+		out = append(out, st)
+	}
+	return out, -1
 }
 
-func (c subscribersCmd) list(ctx context.Context, args []string) int {
-	fs := c.e.flags("subscribers list", "", "Print subscribers, tab-separated.")
-	status := fs.String("status", "", "only these statuses (comma-separated)")
-	if st := parse(fs, args); st >= 0 {
+// openWithStatuses parses the flags of a command that takes no argument and a
+// --status list, then opens the store.
+func (c *subscribersCmd) openWithStatuses(ctx context.Context, fs *cmdFlags, args []string, status *string) ([]string, int) {
+	if _, st := fs.parse(args, 0, 0); st >= 0 {
+		return nil, st
+	}
+	only, st := statuses(fs, *status)
+	if st >= 0 {
+		return nil, st
+	}
+	return only, c.open(ctx)
+}
+
+func (c *subscribersCmd) list(ctx context.Context, args []string) int {
+	fs := c.e.flags("subscribers list", "", "Print subscribers, tab-separated.\n\n"+statusHelp)
+	status := fs.String("status", "", "only these statuses (comma-separated; default: all)")
+	only, st := c.openWithStatuses(ctx, fs, args, status)
+	if st >= 0 {
 		return st
 	}
+	defer c.db.Close()
 	tw := tabwriter.NewWriter(c.e.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "EMAIL\tNAME\tSTATUS\tCADENCE\tTOPICS\tSOURCE\tJOINED")
-	err := c.db.EachSubscriber(ctx, statuses(*status), func(s store.Subscriber) error {
+	err := c.db.EachSubscriber(ctx, only, func(s store.Subscriber) error {
 		topics := strings.Join(s.Topics, ";")
 		if topics == "" {
 			topics = "(all)"
@@ -111,18 +159,43 @@ func (c subscribersCmd) list(ctx context.Context, args []string) int {
 	return ExitOK
 }
 
-func (c subscribersCmd) add(ctx context.Context, args []string) int {
-	fs := c.e.flags("subscribers add", "EMAIL", "Add an active subscriber, or update its name, topics and cadence.")
+func (c *subscribersCmd) add(ctx context.Context, args []string) int {
+	fs := c.e.flags("subscribers add", "EMAIL", `Add an active subscriber. For an address already known, change only what is
+given: a name, topics or cadence left out stay as they are. A suppressed
+address (unsubscribed, bounced, complained, removed) is refused: what the
+reader said stands.`)
 	name := fs.String("name", "", "display name")
 	topics := fs.String("topics", "", "topics separated by ; (empty: all)")
-	cadence := fs.String("cadence", "", "immediate, daily or weekly (default digest.default_cadence)")
-	if len(args) == 0 {
-		fs.Usage()
-		return ExitConfig
-	}
-	email := args[0]
-	if st := parse(fs, args[1:]); st >= 0 {
+	cadence := fs.String("cadence", "", "immediate, daily or weekly (default: digest.default_cadence for a new address)")
+	positional, st := fs.parse(args, 1, 1)
+	if st >= 0 {
 		return st
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if st := c.open(ctx); st >= 0 {
+		return st
+	}
+	defer c.db.Close()
+	email := positional[0]
+	existing, err := c.db.SubscriberByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return c.fail(err)
+	case store.IsSuppressed(existing.Status):
+		return c.fail(fmt.Errorf("%s is %s: a suppressed address is not changed by add (it would be mailed again)", existing.Email, existing.Status))
+	default:
+		// What is not given is kept, not wiped.
+		if !given["name"] {
+			*name = existing.Name
+		}
+		if !given["topics"] {
+			*topics = strings.Join(existing.Topics, ";")
+		}
+		if !given["cadence"] {
+			*cadence = existing.Cadence
+		}
 	}
 	row, err := c.row(email, *name, *topics, *cadence)
 	if err != nil {
@@ -137,7 +210,7 @@ func (c subscribersCmd) add(ctx context.Context, args []string) int {
 }
 
 // row validates one hand-typed subscriber exactly as a list-file row is validated.
-func (c subscribersCmd) row(email, name, topics, cadence string) (subscriber.Row, error) {
+func (c *subscribersCmd) row(email, name, topics, cadence string) (subscriber.Row, error) {
 	line := "email,name,topics,cadence\n" + csvField(email) + "," + csvField(name) + "," + csvField(topics) + "," + csvField(cadence) + "\n"
 	rows, problems := subscriber.ParseCSV("(command line)", strings.NewReader(line), c.cfg.Digest.DefaultCadence)
 	for _, p := range problems {
@@ -155,59 +228,69 @@ func csvField(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
-func (c subscribersCmd) suppress(ctx context.Context, args []string) int {
+func (c *subscribersCmd) remove(ctx context.Context, args []string) int {
+	fs := c.e.flags("subscribers remove", "EMAIL", "Suppress an address as removed by hand: it is never mailed again, whatever the\nlist files say. The same as suppress EMAIL --as removed.")
+	positional, st := fs.parse(args, 1, 1)
+	if st >= 0 {
+		return st
+	}
+	return c.suppressAs(ctx, positional[0], store.StatusRemoved)
+}
+
+func (c *subscribersCmd) suppress(ctx context.Context, args []string) int {
 	fs := c.e.flags("subscribers suppress", "EMAIL", "Suppress an address: it is never mailed again, whatever the list files say.")
 	as := fs.String("as", store.StatusRemoved, "reason: unsubscribed, bounced, complained or removed")
-	// Flags may come before or after the address.
-	var email string
-	for len(args) > 0 {
-		if st := parse(fs, args); st >= 0 {
-			return st
-		}
-		args = fs.Args()
-		if len(args) > 0 {
-			if email != "" {
-				fs.Usage()
-				return ExitConfig
-			}
-			email, args = args[0], args[1:]
-		}
+	positional, st := fs.parse(args, 1, 1)
+	if st >= 0 {
+		return st
 	}
-	if email == "" || !store.IsSuppressed(*as) {
-		fs.Usage()
-		return ExitConfig
+	if !store.IsSuppressed(*as) {
+		return fs.fail("--as: %q is not a reason (unsubscribed, bounced, complained or removed)", *as)
 	}
+	return c.suppressAs(ctx, positional[0], *as)
+}
+
+func (c *subscribersCmd) suppressAs(ctx context.Context, email, as string) int {
+	if st := c.open(ctx); st >= 0 {
+		return st
+	}
+	defer c.db.Close()
 	email = strings.ToLower(strings.TrimSpace(email))
 	s, err := c.db.SubscriberByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
 		// Suppressing an address we never had still matters: a list file may add it later.
-		s, err = c.db.AddSubscriber(ctx, store.SubscriberInput{Email: email, Source: store.SourceCLI, Status: *as, ConsentSource: "cli suppress"}, c.now)
+		if _, verr := valid.Email(email); verr != nil {
+			return c.fail(fmt.Errorf("email %q %v", email, verr))
+		}
+		s, err = c.db.AddSubscriber(ctx, store.SubscriberInput{Email: email, Source: store.SourceCLI, Status: as, ConsentSource: "cli suppress"}, c.now)
 	}
 	if err != nil {
 		return c.fail(err)
 	}
-	if err := c.db.SetStatus(ctx, s.ID, *as, c.now); err != nil {
+	if err := c.db.SetStatus(ctx, s.ID, as, c.now); err != nil {
 		return c.fail(err)
 	}
-	fmt.Fprintf(c.e.stdout, "%s: %s\n", email, *as)
+	fmt.Fprintf(c.e.stdout, "%s: %s\n", email, as)
 	return ExitOK
 }
 
-func (c subscribersCmd) importCSV(ctx context.Context, args []string) int {
+func (c *subscribersCmd) importCSV(ctx context.Context, args []string) int {
 	fs := c.e.flags("subscribers import", "FILE.csv", "Add every valid row of a CSV file (header: email,name,topics,cadence) as active subscribers.")
-	if st := parse(fs, args); st >= 0 {
+	positional, st := fs.parse(args, 1, 1)
+	if st >= 0 {
 		return st
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return ExitConfig
+	if st := c.open(ctx); st >= 0 {
+		return st
 	}
-	f, err := os.Open(fs.Arg(0))
+	defer c.db.Close()
+	file := positional[0]
+	f, err := os.Open(file)
 	if err != nil {
 		return c.fail(err)
 	}
 	defer f.Close()
-	rows, problems := subscriber.ParseCSV(fs.Arg(0), f, c.cfg.Digest.DefaultCadence)
+	rows, problems := subscriber.ParseCSV(file, f, c.cfg.Digest.DefaultCadence)
 	for _, p := range problems {
 		fmt.Fprintln(c.e.stderr, p.String())
 	}
@@ -225,13 +308,15 @@ func (c subscribersCmd) importCSV(ctx context.Context, args []string) int {
 	return ExitOK
 }
 
-func (c subscribersCmd) export(ctx context.Context, args []string) int {
-	fs := c.e.flags("subscribers export", "", "Write subscribers as CSV (email,name,topics,cadence).")
+func (c *subscribersCmd) export(ctx context.Context, args []string) int {
+	fs := c.e.flags("subscribers export", "", "Write subscribers as CSV (email,name,topics,cadence).\n\n"+statusHelp)
 	out := fs.String("out", "", "file to write (default: standard output)")
 	status := fs.String("status", store.StatusActive, "only these statuses (comma-separated; empty: all)")
-	if st := parse(fs, args); st >= 0 {
+	only, st := c.openWithStatuses(ctx, fs, args, status)
+	if st >= 0 {
 		return st
 	}
+	defer c.db.Close()
 	var w io.Writer = c.e.stdout
 	if *out != "" {
 		f, err := os.Create(*out)
@@ -245,7 +330,7 @@ func (c subscribersCmd) export(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	err = c.db.EachSubscriber(ctx, statuses(*status), func(s store.Subscriber) error {
+	err = c.db.EachSubscriber(ctx, only, func(s store.Subscriber) error {
 		return cw.Write(subscriber.Row{Email: s.Email, Name: s.Name, Topics: s.Topics, Cadence: s.Cadence})
 	})
 	if err == nil {

@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	netmail "net/mail"
 	"net/netip"
@@ -15,18 +16,22 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"golang.org/x/net/publicsuffix"
 	"gopkg.in/yaml.v3"
 
-	"publisher/internal/mail"
-	"publisher/internal/subscriber"
+	"publisher/internal/valid"
 )
 
 // Config is the whole configuration. The yaml tags are the key names; `doc` tags feed
-// the reference printed by `publisher config` and kept in the README.
+// the reference printed by `publisher config` and kept in the README. A `secret`
+// tag marks a key that is masked when printed and may be read from a file named by
+// PUBLISHER_<KEY>_FILE; a `path` tag marks a file or folder, which, given relative
+// in the configuration file, is taken relative to that file's folder.
 type Config struct {
 	Site        Site          `yaml:"site"`
 	Content     Content       `yaml:"content"`
@@ -37,17 +42,17 @@ type Config struct {
 	Subscribers Subscribers   `yaml:"subscribers"`
 	Digest      Digest        `yaml:"digest"`
 	Mail        Mail          `yaml:"mail"`
-	Secret      string        `yaml:"secret" doc:"key for signing confirm, unsubscribe and preference links (HMAC-SHA256); required unless mail.transport is file"`
+	Secret      string        `yaml:"secret" secret:"true" doc:"key for signing confirm, unsubscribe and preference links (HMAC-SHA256), at least 32 bytes; required unless mail.transport is file"`
 	Schedule    string        `yaml:"schedule" doc:"cron spec for publisher daemon: 5 fields, @daily, @every 15m, optional CRON_TZ=Area/City prefix"`
 	RunAtStart  bool          `yaml:"run_at_start" doc:"daemon: run a cycle at once on start"`
-	Grace       time.Duration `yaml:"shutdown_grace" doc:"on SIGTERM, how long to wait for the messages on the wire to finish; the rest stays pending"`
+	Grace       time.Duration `yaml:"shutdown_grace" doc:"on SIGTERM, how long the daemon waits at least for the run in flight; it always waits for a message on the wire (up to mail.smtp.connect_timeout + send_timeout + 15s); the rest stays pending"`
 	HTTP        HTTP          `yaml:"http"`
 	Tokens      Tokens        `yaml:"tokens"`
 	Store       Store         `yaml:"store"`
 
-	// sources says where each key given was set ("file:line", or the
-	// environment variable), for the errors validation finds.
-	sources map[string]string
+	file     string            // the configuration file read, "" when none was
+	sources  map[string]string // key -> where its value came from, for keys not at their default
+	warnings Errors
 }
 
 type Site struct {
@@ -58,20 +63,20 @@ type Site struct {
 }
 
 type Content struct {
-	Dir      string `yaml:"dir" doc:"folder of pieces (.md, .txt, with .yaml sidecars); subfolders allowed"`
+	Dir      string `yaml:"dir" path:"true" doc:"folder of pieces (.md, .txt, with .yaml sidecars); subfolders allowed"`
 	MaxBytes int64  `yaml:"max_bytes" doc:"largest piece file accepted, in bytes"`
 }
 
 type Output struct {
-	Dir string `yaml:"dir" doc:"where feeds and the archive are written"`
+	Dir string `yaml:"dir" path:"true" doc:"where feeds and the archive are written"`
 }
 
 type Data struct {
-	Dir string `yaml:"dir" doc:"where the SQLite database lives"`
+	Dir string `yaml:"dir" path:"true" doc:"where the SQLite database lives"`
 }
 
 type Templates struct {
-	Dir string `yaml:"dir" doc:"optional folder whose templates override the built-in ones by name"`
+	Dir string `yaml:"dir" path:"true" doc:"optional folder whose templates override the built-in ones by name"`
 }
 
 type Feed struct {
@@ -80,7 +85,7 @@ type Feed struct {
 }
 
 type Subscribers struct {
-	Dir string `yaml:"dir" doc:"folder of subscriber list CSV files"`
+	Dir string `yaml:"dir" path:"true" doc:"folder of subscriber list CSV files"`
 }
 
 type Digest struct {
@@ -94,7 +99,7 @@ type Digest struct {
 
 type Mail struct {
 	Transport   string        `yaml:"transport" doc:"file (write .eml files to outbox_dir) or smtp"`
-	OutboxDir   string        `yaml:"outbox_dir" doc:"where the file transport writes messages"`
+	OutboxDir   string        `yaml:"outbox_dir" path:"true" doc:"where the file transport writes messages"`
 	From        string        `yaml:"from" doc:"From address with display name, e.g. \"Desk <digest@example.org>\""`
 	ReplyTo     string        `yaml:"reply_to" doc:"Reply-To address (optional)"`
 	ListID      string        `yaml:"list_id" doc:"List-Id header, e.g. \"Desk digest <digest.example.org>\" (default from site.title and the From domain)"`
@@ -110,7 +115,7 @@ type SMTP struct {
 	Host           string        `yaml:"host" doc:"SMTP server host"`
 	Port           int           `yaml:"port" doc:"SMTP server port"`
 	Username       string        `yaml:"username" doc:"SMTP AUTH user (optional)"`
-	Password       string        `yaml:"password" doc:"SMTP AUTH password; set it in the environment, not the file"`
+	Password       string        `yaml:"password" secret:"true" doc:"SMTP AUTH password; set it in the environment or a file (PUBLISHER_MAIL_SMTP_PASSWORD_FILE), not in publisher.yaml"`
 	TLS            string        `yaml:"tls" doc:"starttls (mandatory), tls (implicit), or none (loopback hosts only)"`
 	HELO           string        `yaml:"helo" doc:"name sent in HELO/EHLO (default: the From domain)"`
 	Connections    int           `yaml:"connections" doc:"parallel SMTP connections, each reused for many messages"`
@@ -123,12 +128,15 @@ type SMTP struct {
 type DKIM struct {
 	Domain   string `yaml:"domain" doc:"DKIM signing domain (d=); empty disables signing"`
 	Selector string `yaml:"selector" doc:"DKIM selector (s=)"`
-	KeyFile  string `yaml:"key_file" doc:"PEM private key (RSA or Ed25519)"`
+	KeyFile  string `yaml:"key_file" path:"true" doc:"PEM private key (RSA or Ed25519)"`
 }
 
 type HTTP struct {
-	Listen    string `yaml:"listen" doc:"address the daemon serves on, e.g. 127.0.0.1:8080; empty disables HTTP"`
-	RateLimit int    `yaml:"rate_limit" doc:"sign-ups accepted per client address per minute"`
+	Listen string `yaml:"listen" doc:"address the daemon serves the site and the subscription endpoints on, e.g. 127.0.0.1:8080; empty disables HTTP"`
+	// /metrics and /readyz tell an outsider how the desk is doing; they are kept
+	// off the public listener unless the operator puts them there.
+	AdminListen string `yaml:"admin_listen" doc:"address for /metrics, /readyz and /healthz, e.g. 0.0.0.0:9090 in a pod; empty serves them on http.listen"`
+	RateLimit   int    `yaml:"rate_limit" doc:"sign-ups accepted per client address per minute"`
 	// Behind a reverse proxy every request comes from the proxy; its X-Forwarded-For
 	// is believed only when it is listed here.
 	TrustedProxies []string `yaml:"trusted_proxies" doc:"CIDRs of reverse proxies whose X-Forwarded-For names the client (comma-separated in the environment)"`
@@ -140,7 +148,7 @@ type Tokens struct {
 
 type Store struct {
 	Driver string `yaml:"driver" doc:"sqlite (a file in data.dir: one machine, one sender at a time) or postgres (several replicas share planning and sending)"`
-	DSN    string `yaml:"dsn" doc:"PostgreSQL connection string (postgres://user:password@host:5432/db?sslmode=verify-full), with store.driver: postgres; set it in the environment, not the file"`
+	DSN    string `yaml:"dsn" secret:"true" doc:"PostgreSQL connection string (postgres://user:password@host:5432/db?sslmode=verify-full), with store.driver: postgres; set it in the environment or a file (PUBLISHER_STORE_DSN_FILE), not in publisher.yaml"`
 	// Leases coordinate runs and replicas through the database; a run that dies
 	// holds its lease (and the deliveries claimed under it) until it expires.
 	LeaseTTL time.Duration `yaml:"lease_ttl" doc:"how long a lease lasts unless renewed (renewed every third of it); a process that died blocks the work it held this long"`
@@ -180,7 +188,7 @@ func Defaults() Config {
 		},
 		Schedule: "@hourly",
 		Grace:    30 * time.Second,
-		HTTP:     HTTP{Listen: "127.0.0.1:8080", RateLimit: 5},
+		HTTP:     HTTP{Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9090", RateLimit: 5},
 		Tokens:   Tokens{ConfirmTTL: 48 * time.Hour},
 		Store:    Store{Driver: "sqlite", LeaseTTL: 30 * time.Second},
 	}
@@ -189,6 +197,19 @@ func Defaults() Config {
 // SampleSecret is the secret in the repository's publisher.yaml. It is fine for the
 // file outbox, and refused for real sending.
 const SampleSecret = "sample-secret-change-me"
+
+// placeholderSecrets are the values the repository ships where a secret belongs
+// (publisher.yaml, deploy/kubernetes/secret.yaml): `kubectl apply -k` would put
+// them in force as they are, so they are refused for real sending.
+var placeholderSecrets = []string{SampleSecret, "replace-with-a-long-random-value"}
+
+// MinSecretBytes is the shortest secret accepted for real sending: HMAC-SHA256
+// key shorter than the hash's own 32 bytes weakens every link it signs.
+const MinSecretBytes = 32
+
+// shutdownMargin is what a run needs after its last message is answered: record
+// the outcome, release the lease, record the run.
+const shutdownMargin = 15 * time.Second
 
 // EnvPrefix starts every environment variable publisher reads.
 const EnvPrefix = "PUBLISHER_"
@@ -220,7 +241,9 @@ func (es Errors) Error() string {
 
 // Load reads path (which may be missing only when mustExist is false), applies the
 // environment (environ as from os.Environ), fills defaults and validates. Relative
-// folders are kept relative to the working directory, as an operator typing them expects.
+// paths written in the file are taken relative to the file's folder, as every tool
+// that reads a configuration file does; those from the environment and the
+// defaults stay relative to the working directory.
 func Load(path string, mustExist bool, environ []string) (*Config, error) {
 	cfg := Defaults()
 	cfg.sources = map[string]string{}
@@ -228,12 +251,13 @@ func Load(path string, mustExist bool, environ []string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		cfg.file = path
 		errs = append(errs, decodeFile(path, data, &cfg)...)
 	case errors.Is(err, os.ErrNotExist) && !mustExist:
 	default:
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	errs = append(errs, applyEnv(environ, &cfg)...)
+	errs = append(errs, cfg.applyEnv(environ)...)
 	if len(errs) == 0 {
 		errs = append(errs, cfg.validate()...)
 	}
@@ -243,11 +267,21 @@ func Load(path string, mustExist bool, environ []string) (*Config, error) {
 	return &cfg, nil
 }
 
+// File is the configuration file that was read, or "" when none was (defaults
+// and environment only).
+func (c *Config) File() string { return c.file }
+
+// Warnings are the settings accepted that are likely mistakes, and the
+// environment variables ignored; each names its key or variable.
+func (c *Config) Warnings() Errors { return c.warnings }
+
 // leaf is one settable key.
 type leaf struct {
-	path  string
-	field reflect.Value
-	doc   string
+	path   string
+	field  reflect.Value
+	doc    string
+	secret bool
+	isPath bool
 }
 
 // leaves lists every key of cfg with its dotted path, in declaration order.
@@ -269,7 +303,7 @@ func leaves(v reflect.Value, prefix string) []leaf {
 			out = append(out, leaves(fv, path)...)
 			continue
 		}
-		out = append(out, leaf{path: path, field: fv, doc: f.Tag.Get("doc")})
+		out = append(out, leaf{path: path, field: fv, doc: f.Tag.Get("doc"), secret: f.Tag.Get("secret") == "true", isPath: f.Tag.Get("path") == "true"})
 	}
 	return out
 }
@@ -283,6 +317,10 @@ func EnvName(key string) string {
 // Key describes one configuration key for the reference documentation.
 type Key struct {
 	Path, Env, Default, Doc string
+	// Secret keys are masked when printed, and may be read from the file named by
+	// FileEnv instead of from Env.
+	Secret  bool
+	FileEnv string
 }
 
 // Keys lists every key with its environment name, default and description.
@@ -290,15 +328,71 @@ func Keys() []Key {
 	d := Defaults()
 	var out []Key
 	for _, l := range leaves(reflect.ValueOf(&d).Elem(), "") {
-		out = append(out, Key{Path: l.path, Env: EnvName(l.path), Default: format(l.field), Doc: l.doc})
+		k := Key{Path: l.path, Env: EnvName(l.path), Default: format(l.field), Doc: l.doc, Secret: l.secret}
+		if l.secret {
+			k.FileEnv = k.Env + "_FILE"
+		}
+		out = append(out, k)
 		if isList(l.field) {
 			// Each element's keys, with N for its position (from 0).
 			for _, e := range leaves(newElement(l.field.Type().Elem()), l.path+"[N]") {
-				out = append(out, Key{Path: e.path, Env: EnvName(e.path), Default: format(e.field), Doc: e.doc})
+				out = append(out, Key{Path: e.path, Env: EnvName(e.path), Default: format(e.field), Doc: e.doc, Secret: e.secret})
 			}
 		}
 	}
 	return out
+}
+
+// Setting is one key's value in force and where it came from.
+type Setting struct {
+	Key
+	Value  string // masked for secrets
+	Source string // "default", "file:line" or the environment variable's name
+}
+
+// Effective lists every key with the value in force, secrets masked, and where
+// each value came from.
+func (c *Config) Effective() []Setting {
+	var out []Setting
+	for _, l := range c.effectiveLeaves() {
+		k := Key{Path: l.path, Env: EnvName(l.path), Doc: l.doc, Secret: l.secret}
+		value := format(l.field)
+		if l.secret {
+			k.FileEnv = k.Env + "_FILE"
+			value = mask(value)
+		}
+		source := c.sources[l.path]
+		if source == "" {
+			source = "default"
+		}
+		out = append(out, Setting{Key: k, Value: value, Source: source})
+	}
+	return out
+}
+
+// effectiveLeaves is every key in force: a list's elements key by key (so
+// their secrets are masked like any other), in place of the list itself.
+func (c *Config) effectiveLeaves() []leaf {
+	var out []leaf
+	for _, l := range leaves(reflect.ValueOf(c).Elem(), "") {
+		if !isList(l.field) {
+			out = append(out, l)
+			continue
+		}
+		for i := 0; i < l.field.Len(); i++ {
+			out = append(out, leaves(l.field.Index(i), fmt.Sprintf("%s[%d]", l.path, i))...)
+		}
+	}
+	return out
+}
+
+// mask hides a secret but says whether one is set and how long it is, which is
+// what an operator checking a deployment needs to know.
+func mask(v string) string {
+	if v == "" {
+		return "(not set)"
+	}
+	return fmt.Sprintf("(set, %d bytes)", len(v))
 }
 
 func format(v reflect.Value) string {
@@ -323,6 +417,7 @@ func formatDuration(d time.Duration) string {
 }
 
 func decodeFile(path string, data []byte, cfg *Config) Errors {
+	d := decoder{file: path, dir: filepath.Dir(path), cfg: cfg}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return Errors{{Key: "(file)", Source: path, Msg: err.Error()}}
@@ -331,13 +426,18 @@ func decodeFile(path string, data []byte, cfg *Config) Errors {
 		return nil // an empty file sets nothing
 	}
 	var errs Errors
-	walkNode(path, root.Content[0], reflect.ValueOf(cfg).Elem(), "", &errs, cfg.sources)
+	d.walk(root.Content[0], reflect.ValueOf(cfg).Elem(), "", &errs)
 	return errs
 }
 
-// walkNode sets v from the mapping n, and records in src where each key was set.
-func walkNode(file string, n *yaml.Node, v reflect.Value, prefix string, errs *Errors, src map[string]string) {
-	at := func(n *yaml.Node) string { return fmt.Sprintf("%s:%d", file, n.Line) }
+// decoder reads one configuration file into cfg.
+type decoder struct {
+	file, dir string
+	cfg       *Config
+}
+
+func (d decoder) walk(n *yaml.Node, v reflect.Value, prefix string, errs *Errors) {
+	at := func(n *yaml.Node) string { return fmt.Sprintf("%s:%d", d.file, n.Line) }
 	keyName := prefix
 	if keyName == "" {
 		keyName = "(top level)"
@@ -347,11 +447,15 @@ func walkNode(file string, n *yaml.Node, v reflect.Value, prefix string, errs *E
 		return
 	}
 	fields := map[string]reflect.Value{}
+	isPath := map[string]bool{}
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		if t.Field(i).IsExported() {
-			fields[strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]] = v.Field(i)
+		if !t.Field(i).IsExported() {
+			continue
 		}
+		name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		fields[name] = v.Field(i)
+		isPath[name] = t.Field(i).Tag.Get("path") == "true"
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -369,16 +473,16 @@ func walkNode(file string, n *yaml.Node, v reflect.Value, prefix string, errs *E
 			*errs = append(*errs, &Error{Key: path, Source: at(k), Msg: "given twice"})
 		}
 		seen[k.Value] = true
-		src[path] = at(k)
 		if fv.Kind() == reflect.Struct {
 			if val.Kind == yaml.ScalarNode && val.Tag == "!!null" {
 				continue
 			}
-			walkNode(file, val, fv, path, errs, src)
+			d.walk(val, fv, path, errs)
 			continue
 		}
 		if isList(fv) {
-			walkList(file, val, fv, path, errs, src)
+			d.cfg.sources[path] = at(k)
+			d.walkList(val, fv, path, errs)
 			continue
 		}
 		if fv.Kind() == reflect.Slice {
@@ -401,6 +505,7 @@ func walkNode(file string, n *yaml.Node, v reflect.Value, prefix string, errs *E
 				continue
 			}
 			fv.Set(reflect.ValueOf(items))
+			d.cfg.sources[path] = at(val)
 			continue
 		}
 		if val.Kind != yaml.ScalarNode {
@@ -410,13 +515,18 @@ func walkNode(file string, n *yaml.Node, v reflect.Value, prefix string, errs *E
 		if val.Tag == "!!null" {
 			continue
 		}
-		if err := setScalar(fv, val.Value); err != nil {
+		value := val.Value
+		if isPath[k.Value] && value != "" && !filepath.IsAbs(value) {
+			value = filepath.Join(d.dir, value)
+		}
+		if err := setScalar(fv, value); err != nil {
 			*errs = append(*errs, &Error{Key: path, Source: at(val), Msg: err.Error()})
 		}
+		d.cfg.sources[path] = at(val)
 	}
 }
 
-func applyEnv(environ []string, cfg *Config) Errors {
+func (cfg *Config) applyEnv(environ []string) Errors {
 	env := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, EnvPrefix) {
@@ -424,7 +534,7 @@ func applyEnv(environ []string, cfg *Config) Errors {
 		}
 	}
 	var errs Errors
-	known := map[string]bool{}
+	known := map[string]bool{EnvPrefix + "CONFIG": true} // the file itself
 	for _, l := range leaves(reflect.ValueOf(cfg).Elem(), "") {
 		name := EnvName(l.path)
 		known[name] = true
@@ -433,25 +543,92 @@ func applyEnv(environ []string, cfg *Config) Errors {
 			continue
 		}
 		val, ok := env[name]
+		source := name
+		if l.secret {
+			// Kubernetes and Docker mount secrets as files: PUBLISHER_SECRET_FILE
+			// names one, and its content (less a final line end) is the value.
+			fileName := name + "_FILE"
+			known[fileName] = true
+			if file, fromFile := env[fileName]; fromFile {
+				if ok {
+					errs = append(errs, &Error{Key: l.path, Source: fileName, Msg: "both " + name + " and " + fileName + " are set; set one"})
+					continue
+				}
+				b, err := os.ReadFile(file)
+				if err != nil {
+					errs = append(errs, &Error{Key: l.path, Source: fileName, Msg: err.Error()})
+					continue
+				}
+				val, ok, source = strings.TrimRight(string(b), "\r\n"), true, fileName
+			}
+		}
 		if !ok {
 			continue
 		}
-		cfg.sources[l.path] = name
+		cfg.sources[l.path] = source
 		if l.field.Kind() == reflect.Slice {
 			l.field.Set(reflect.ValueOf(splitList(val)))
 			continue
 		}
 		if err := setScalar(l.field, val); err != nil {
-			errs = append(errs, &Error{Key: l.path, Source: name, Msg: err.Error()})
+			errs = append(errs, &Error{Key: l.path, Source: source, Msg: err.Error()})
 		}
 	}
-	for name := range env {
-		// PUBLISHER_CONFIG names the file itself; anything else unknown is a typo.
-		if !known[name] && name != EnvPrefix+"CONFIG" {
-			errs = append(errs, &Error{Key: name, Msg: "unknown environment variable (no such configuration key)"})
+	for _, name := range slices.Sorted(maps.Keys(env)) {
+		if known[name] {
+			continue
 		}
+		if serviceLink(name, env[name]) {
+			// A Service named publisher makes Kubernetes inject these into every
+			// pod of its namespace unless enableServiceLinks is false.
+			cfg.warnings = append(cfg.warnings, &Error{Key: name, Msg: "ignored: a variable Kubernetes injects for a Service (set enableServiceLinks: false in the pod spec)"})
+			continue
+		}
+		errs = append(errs, &Error{Key: name, Msg: "unknown environment variable (no such configuration key)"})
 	}
 	return errs
+}
+
+// serviceLink reports whether name=value is one of the variables Kubernetes
+// injects for a Service whose name starts with "publisher": PUBLISHER_SERVICE_HOST,
+// PUBLISHER_SERVICE_PORT[_<port name>], PUBLISHER_PORT and
+// PUBLISHER_PORT_<port>_<TCP|UDP|SCTP>[_PROTO|_PORT|_ADDR] (with the rest of the
+// Service's name between PUBLISHER and the suffix). Both the name and the shape
+// of the value must match, so a mistyped key is still an error.
+func serviceLink(name, value string) bool {
+	isIP := func(v string) bool { return net.ParseIP(v) != nil }
+	isPort := func(v string) bool { n, err := strconv.Atoi(v); return err == nil && n > 0 && n < 65536 }
+	isURL := func(v string) bool {
+		scheme, hostport, ok := strings.Cut(v, "://")
+		_, port, err := net.SplitHostPort(hostport)
+		return ok && err == nil && isPort(port) && (scheme == "tcp" || scheme == "udp" || scheme == "sctp")
+	}
+	rest := strings.TrimPrefix(name, "PUBLISHER")
+	parts := strings.Split(rest, "_")
+	// parts[0] is "" (the underscore after PUBLISHER); find the suffix.
+	for i := 1; i < len(parts); i++ {
+		switch {
+		case parts[i] == "SERVICE" && i+1 < len(parts) && parts[i+1] == "HOST" && i+2 == len(parts):
+			return isIP(value)
+		case parts[i] == "SERVICE" && i+1 < len(parts) && parts[i+1] == "PORT":
+			return isPort(value)
+		case parts[i] == "PORT" && i+1 == len(parts):
+			return isURL(value)
+		case parts[i] == "PORT" && i+2 < len(parts) && isPort(parts[i+1]) && (parts[i+2] == "TCP" || parts[i+2] == "UDP" || parts[i+2] == "SCTP"):
+			switch strings.Join(parts[i+3:], "_") {
+			case "":
+				return isURL(value)
+			case "PROTO":
+				return strings.EqualFold(value, parts[i+2])
+			case "PORT":
+				return isPort(value)
+			case "ADDR":
+				return isIP(value)
+			}
+			return false
+		}
+	}
+	return false
 }
 
 func splitList(s string) []string {
@@ -538,6 +715,14 @@ func (c *Config) validate() Errors {
 			bad(key, "must not be empty")
 		}
 	}
+	if c.Templates.Dir != "" {
+		// A mistyped folder would silently give the built-in templates.
+		if fi, err := os.Stat(c.Templates.Dir); err != nil {
+			bad("templates.dir", "%v", err)
+		} else if !fi.IsDir() {
+			bad("templates.dir", "%s is not a folder", c.Templates.Dir)
+		}
+	}
 	if c.Content.MaxBytes <= 0 {
 		bad("content.max_bytes", "must be positive")
 	}
@@ -549,7 +734,7 @@ func (c *Config) validate() Errors {
 			bad("feed.websub_hubs", "not an absolute http(s) URL: %q", h)
 		}
 	}
-	if !subscriber.ValidCadence(c.Digest.DefaultCadence) {
+	if !valid.Cadence(c.Digest.DefaultCadence) {
 		bad("digest.default_cadence", "must be immediate, daily or weekly, got %q", c.Digest.DefaultCadence)
 	}
 	if _, _, err := c.Digest.SendAtClock(); err != nil {
@@ -573,11 +758,14 @@ func (c *Config) validate() Errors {
 		if c.Mail.SMTP.Host == "" && len(c.Mail.SMTP.Relays) == 0 {
 			bad("mail.smtp.host", "must be set with the smtp transport")
 		}
-		if u, err := url.Parse(c.Site.BaseURL); err == nil && u.Scheme != "https" && !mail.IsLoopback(u.Hostname()) {
+		if u, err := url.Parse(c.Site.BaseURL); err == nil && u.Scheme != "https" && !valid.LoopbackHost(u.Hostname()) {
 			bad("site.base_url", "must be https to send over smtp: unsubscribe links and RFC 8058 one-click unsubscribe need it (got %q)", c.Site.BaseURL)
 		}
-		if c.Secret == "" || c.Secret == SampleSecret {
-			bad("secret", "set a long random secret (e.g. PUBLISHER_SECRET=$(openssl rand -hex 32)) before sending over smtp")
+		switch {
+		case c.Secret == "" || slices.Contains(placeholderSecrets, c.Secret):
+			bad("secret", "set a long random secret (e.g. PUBLISHER_SECRET=$(openssl rand -hex 32)) before sending over smtp; the value shipped in the repository is a placeholder")
+		case len(c.Secret) < MinSecretBytes:
+			bad("secret", "is %d bytes; use at least %d random bytes (e.g. PUBLISHER_SECRET=$(openssl rand -hex 32)) before sending over smtp", len(c.Secret), MinSecretBytes)
 		}
 	default:
 		bad("mail.transport", "must be file or smtp, got %q", c.Mail.Transport)
@@ -612,7 +800,7 @@ func (c *Config) validate() Errors {
 	switch c.Mail.SMTP.TLS {
 	case "starttls", "tls":
 	case "none":
-		if c.Mail.Transport == "smtp" && !mail.IsLoopback(c.Mail.SMTP.Host) && len(c.Mail.SMTP.Relays) == 0 {
+		if c.Mail.Transport == "smtp" && !valid.LoopbackHost(c.Mail.SMTP.Host) && len(c.Mail.SMTP.Relays) == 0 {
 			bad("mail.smtp.tls", "none is only allowed for a loopback host, not %q", c.Mail.SMTP.Host)
 		}
 	default:
@@ -634,12 +822,25 @@ func (c *Config) validate() Errors {
 	if c.Mail.DKIM.Domain != "" && (c.Mail.DKIM.Selector == "" || c.Mail.DKIM.KeyFile == "") {
 		bad("mail.dkim", "domain, selector and key_file go together")
 	}
+	if a, err := netmail.ParseAddress(c.Mail.From); err == nil && c.Mail.DKIM.Domain != "" {
+		from := a.Address[strings.LastIndex(a.Address, "@")+1:]
+		if !aligned(c.Mail.DKIM.Domain, from) {
+			c.warn("mail.dkim.domain", "%q does not align with the From domain %q: receivers checking DMARC see the signature as someone else's and fail every message (sign with the From domain or its parent)", c.Mail.DKIM.Domain, from)
+		}
+	}
 	if c.HTTP.RateLimit < 1 {
 		bad("http.rate_limit", "must be at least 1")
 	}
 	if c.HTTP.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 			bad("http.listen", "not host:port: %q", c.HTTP.Listen)
+		}
+	}
+	if c.HTTP.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.AdminListen); err != nil {
+			bad("http.admin_listen", "not host:port: %q", c.HTTP.AdminListen)
+		} else if c.HTTP.AdminListen == c.HTTP.Listen {
+			bad("http.admin_listen", "is the same address as http.listen (%q); leave it empty to serve /metrics and /readyz there", c.HTTP.Listen)
 		}
 	}
 	for _, p := range c.HTTP.TrustedProxies {
@@ -657,7 +858,7 @@ func (c *Config) validate() Errors {
 		}
 	case "postgres":
 		if strings.TrimSpace(c.Store.DSN) == "" {
-			bad("store.dsn", "must be set with store.driver: postgres (e.g. postgres://publisher@db:5432/publisher)")
+			bad("store.dsn", "must be set with store.driver postgres (e.g. PUBLISHER_STORE_DSN=postgres://publisher@db:5432/publisher)")
 		}
 	default:
 		bad("store.driver", "must be sqlite or postgres, got %q", c.Store.Driver)
@@ -678,6 +879,31 @@ func (c *Config) source(key string) string {
 		return c.sources[key[:i+1]]
 	}
 	return ""
+}
+
+func (c *Config) warn(key, format string, args ...any) {
+	c.warnings = append(c.warnings, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// aligned reports DMARC's relaxed alignment of a DKIM signing domain with the From
+// domain: the same organisational domain (the registrable domain under the public
+// suffix list), so d=example.org signs mail from news.example.org.
+func aligned(dkim, from string) bool {
+	dkim, from = strings.ToLower(strings.TrimSuffix(dkim, ".")), strings.ToLower(strings.TrimSuffix(from, "."))
+	if dkim == from {
+		return true
+	}
+	a, errA := publicsuffix.EffectiveTLDPlusOne(dkim)
+	b, errB := publicsuffix.EffectiveTLDPlusOne(from)
+	return errA == nil && errB == nil && a == b
+}
+
+// ShutdownWait is how long the daemon waits on SIGTERM for the run in flight:
+// shutdown_grace, but never less than a message on the wire can take (connect,
+// send, and recording what happened), so a message the server is accepting is
+// never cut off and then sent again by the next start.
+func (c *Config) ShutdownWait() time.Duration {
+	return max(c.Grace, c.Mail.SMTP.ConnectTimeout+c.Mail.SMTP.SendTimeout+shutdownMargin)
 }
 
 // SendAtClock returns digest.send_at as hour and minute.

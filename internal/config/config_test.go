@@ -40,7 +40,9 @@ digest:
 	if cfg.Site.Title != "The Desk" || cfg.Site.BaseURL != "https://desk.example.org/" || cfg.Site.Language != "en-GB" {
 		t.Errorf("site = %+v", cfg.Site)
 	}
-	if cfg.Content.Dir != "pieces" || cfg.Output.Dir != "public" || cfg.Feed.Items != 20 {
+	// Written in the file: relative to the file. Left at its default: relative to
+	// the working directory.
+	if cfg.Content.Dir != filepath.Join(filepath.Dir(p), "pieces") || cfg.Output.Dir != "public" || cfg.Feed.Items != 20 {
 		t.Errorf("content/output/feed = %q %q %d", cfg.Content.Dir, cfg.Output.Dir, cfg.Feed.Items)
 	}
 	if len(cfg.Feed.WebSubHubs) != 1 || cfg.Feed.WebSubHubs[0] != "https://hub.example.org/" {
@@ -99,6 +101,16 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"unknown env", "", []string{"PUBLISHER_SITE_TITEL=x"}, []string{"PUBLISHER_SITE_TITEL: unknown environment variable"}},
 		{"smtp needs secret", "mail:\n  transport: smtp\n  smtp:\n    host: smtp.example.org\n", nil, []string{"secret: set a long random secret"}},
 		{"sample secret refused", "secret: " + SampleSecret + "\nmail:\n  transport: smtp\n  smtp:\n    host: smtp.example.org\n", nil, []string{"secret: set a long random secret"}},
+		{"short secret refused", "secret: x\nmail:\n  transport: smtp\n  smtp:\n    host: smtp.example.org\n", nil, []string{"secret: is 1 bytes; use at least 32"}},
+		{"kubernetes placeholder refused", "mail:\n  transport: smtp\n  smtp:\n    host: smtp.example.org\n", []string{"PUBLISHER_SECRET=replace-with-a-long-random-value"}, []string{"secret: set a long random secret"}},
+		{"postgres without dsn", "store:\n  driver: postgres\n", nil, []string{"store.dsn: must be set with store.driver postgres"}},
+		{"unknown driver", "store:\n  driver: mysql\n", nil, []string{"store.driver: must be sqlite or postgres"}},
+		{"secret and its file", "", []string{"PUBLISHER_SECRET=a", "PUBLISHER_SECRET_FILE=/nonexistent"}, []string{"PUBLISHER_SECRET_FILE: secret: both PUBLISHER_SECRET and PUBLISHER_SECRET_FILE are set"}},
+		{"secret file missing", "", []string{"PUBLISHER_SECRET_FILE=/nonexistent/secret"}, []string{"PUBLISHER_SECRET_FILE: secret: open /nonexistent/secret"}},
+		{"no _FILE for a plain key", "", []string{"PUBLISHER_SITE_TITLE_FILE=/x"}, []string{"PUBLISHER_SITE_TITLE_FILE: unknown environment variable"}},
+		{"a mistyped port is no service link", "", []string{"PUBLISHER_HTTP_PORT=8080"}, []string{"PUBLISHER_HTTP_PORT: unknown environment variable"}},
+		{"admin on the public address", "http:\n  listen: 127.0.0.1:8080\n  admin_listen: 127.0.0.1:8080\n", nil, []string{"http.admin_listen: is the same address as http.listen"}},
+		{"templates.dir missing", "templates:\n  dir: no-such-folder\n", nil, []string{"templates.dir: stat ", "no-such-folder"}},
 		{"tls none off loopback", "secret: s3cr3t-long\nmail:\n  transport: smtp\n  smtp:\n    host: smtp.example.org\n    tls: none\n", nil, []string{"mail.smtp.tls: none is only allowed for a loopback host"}},
 		{"several at once", "feed:\n  items: 0\ndigest:\n  send_at: 7am\n  timezone: Mars/Olympus\n", nil, []string{"feed.items", "digest.send_at", "digest.timezone"}},
 		{"not yaml", "site: [unclosed\n", nil, []string{"publisher.yaml"}},
@@ -123,7 +135,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 func TestSMTPOnLoopbackWithSecret(t *testing.T) {
 	env := []string{
 		"PUBLISHER_MAIL_TRANSPORT=smtp", "PUBLISHER_MAIL_SMTP_HOST=127.0.0.1",
-		"PUBLISHER_MAIL_SMTP_PORT=1025", "PUBLISHER_MAIL_SMTP_TLS=none", "PUBLISHER_SECRET=0123456789abcdef",
+		"PUBLISHER_MAIL_SMTP_PORT=1025", "PUBLISHER_MAIL_SMTP_TLS=none", "PUBLISHER_SECRET=0123456789abcdef0123456789abcdef",
 	}
 	cfg, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), false, env)
 	if err != nil {
@@ -171,5 +183,142 @@ func TestParseDuration(t *testing.T) {
 		if _, err := ParseDuration(in); err == nil {
 			t.Errorf("ParseDuration(%q) succeeded", in)
 		}
+	}
+}
+
+func TestSecretsFromFilesAndMasked(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	password := filepath.Join(dir, "password")
+	dsn := filepath.Join(dir, "dsn")
+	for p, body := range map[string]string{secret: "0123456789abcdef0123456789abcdef-from-file\n", password: "hunter2-from-file", dsn: "postgres://publisher:pw@db:5432/publisher\n"} {
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{
+		"PUBLISHER_MAIL_TRANSPORT=smtp", "PUBLISHER_MAIL_SMTP_HOST=smtp.example.org",
+		"PUBLISHER_SITE_BASE_URL=https://desk.example.org/",
+		"PUBLISHER_SECRET_FILE=" + secret, "PUBLISHER_MAIL_SMTP_PASSWORD_FILE=" + password,
+		"PUBLISHER_STORE_DRIVER=postgres", "PUBLISHER_STORE_DSN_FILE=" + dsn,
+	}
+	cfg, err := Load(filepath.Join(dir, "none.yaml"), false, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Secret != "0123456789abcdef0123456789abcdef-from-file" || cfg.Mail.SMTP.Password != "hunter2-from-file" || cfg.Store.DSN != "postgres://publisher:pw@db:5432/publisher" {
+		t.Fatalf("secrets = %q %q %q", cfg.Secret, cfg.Mail.SMTP.Password, cfg.Store.DSN)
+	}
+	if cfg.File() != "" {
+		t.Errorf("File() = %q with no file", cfg.File())
+	}
+	seen := map[string]Setting{}
+	for _, s := range cfg.Effective() {
+		seen[s.Path] = s
+		if s.Secret && (strings.Contains(s.Value, "from-file") || strings.Contains(s.Value, "pw@db")) {
+			t.Errorf("%s printed unmasked: %q", s.Path, s.Value)
+		}
+	}
+	if s := seen["secret"]; s.Value != "(set, 42 bytes)" || s.Source != "PUBLISHER_SECRET_FILE" {
+		t.Errorf("secret = %+v", s)
+	}
+	if s := seen["mail.smtp.username"]; s.Value != "" || s.Source != "default" {
+		t.Errorf("an unset secret-less key = %+v", s)
+	}
+	if s := seen["site.base_url"]; s.Value != "https://desk.example.org/" || s.Source != "PUBLISHER_SITE_BASE_URL" {
+		t.Errorf("base_url = %+v", s)
+	}
+}
+
+func TestEffectiveSourcesFromFile(t *testing.T) {
+	p := writeFile(t, "site:\n  title: The Desk\nmail:\n  smtp:\n    password: in-the-file\n")
+	cfg, err := Load(p, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range cfg.Effective() {
+		switch s.Path {
+		case "site.title":
+			if s.Value != "The Desk" || s.Source != p+":2" {
+				t.Errorf("site.title = %+v", s)
+			}
+		case "mail.smtp.password":
+			if s.Value != "(set, 11 bytes)" || s.Source != p+":5" {
+				t.Errorf("password = %+v", s)
+			}
+		}
+	}
+	if cfg.File() != p {
+		t.Errorf("File() = %q", cfg.File())
+	}
+}
+
+// TestKubernetesServiceLinksIgnored: a Service named publisher makes Kubernetes
+// put these into every pod; they are warned about, not fatal.
+func TestKubernetesServiceLinksIgnored(t *testing.T) {
+	env := []string{
+		"PUBLISHER_SERVICE_HOST=10.96.0.10",
+		"PUBLISHER_SERVICE_PORT=80",
+		"PUBLISHER_SERVICE_PORT_HTTP=80",
+		"PUBLISHER_PORT=tcp://10.96.0.10:80",
+		"PUBLISHER_PORT_80_TCP=tcp://10.96.0.10:80",
+		"PUBLISHER_PORT_80_TCP_PROTO=tcp",
+		"PUBLISHER_PORT_80_TCP_PORT=80",
+		"PUBLISHER_PORT_80_TCP_ADDR=10.96.0.10",
+		"PUBLISHER_ADMIN_SERVICE_HOST=10.96.0.11",
+		"PUBLISHER_ADMIN_PORT_9090_TCP_ADDR=10.96.0.11",
+	}
+	cfg, err := Load(filepath.Join(t.TempDir(), "none.yaml"), false, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings()) != len(env) {
+		t.Fatalf("warnings = %v", cfg.Warnings())
+	}
+	for _, w := range cfg.Warnings() {
+		if !strings.Contains(w.Error(), "enableServiceLinks") {
+			t.Errorf("warning %q does not say how to stop it", w)
+		}
+	}
+	// The same names with values of another shape are not Kubernetes' doing.
+	for _, kv := range []string{"PUBLISHER_SERVICE_HOST=desk", "PUBLISHER_PORT=8080", "PUBLISHER_PORT_80_TCP_PROTO=http"} {
+		if _, err := Load(filepath.Join(t.TempDir(), "none.yaml"), false, []string{kv}); err == nil {
+			t.Errorf("%s accepted", kv)
+		}
+	}
+}
+
+func TestDKIMAlignmentWarns(t *testing.T) {
+	for _, c := range []struct {
+		domain string
+		warn   bool
+	}{{"desk.example.org", false}, {"example.org", false}, {"news.example.org", false}, {"example.com", true}, {"desk.example.org.evil.example", true}} {
+		env := []string{"PUBLISHER_MAIL_FROM=Desk <digest@desk.example.org>", "PUBLISHER_MAIL_DKIM_DOMAIN=" + c.domain, "PUBLISHER_MAIL_DKIM_SELECTOR=s1", "PUBLISHER_MAIL_DKIM_KEY_FILE=k.pem"}
+		cfg, err := Load(filepath.Join(t.TempDir(), "none.yaml"), false, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := len(cfg.Warnings()) == 1 && strings.Contains(cfg.Warnings()[0].Error(), "mail.dkim.domain")
+		if got != c.warn {
+			t.Errorf("d=%s: warnings %v, want a warning: %v", c.domain, cfg.Warnings(), c.warn)
+		}
+	}
+}
+
+func TestShutdownWaitCoversAMessageOnTheWire(t *testing.T) {
+	cfg := Defaults()
+	if got := cfg.ShutdownWait(); got != 15*time.Second+60*time.Second+shutdownMargin {
+		t.Errorf("default wait %v", got)
+	}
+	cfg.Grace = 10 * time.Minute
+	if got := cfg.ShutdownWait(); got != 10*time.Minute {
+		t.Errorf("a longer grace is kept: %v", got)
+	}
+}
+
+func TestPostgresWithDSN(t *testing.T) {
+	cfg, err := Load(filepath.Join(t.TempDir(), "none.yaml"), false, []string{"PUBLISHER_STORE_DRIVER=postgres", "PUBLISHER_STORE_DSN=postgres://db/publisher"})
+	if err != nil || cfg.Store.Driver != "postgres" {
+		t.Fatalf("%v %+v", err, cfg)
 	}
 }

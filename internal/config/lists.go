@@ -46,8 +46,8 @@ func setText(v reflect.Value, s string) error {
 
 // walkList sets the list of mappings v from n: each item a mapping of the
 // element's keys, or its one-line form (a relay's URL).
-func walkList(file string, n *yaml.Node, v reflect.Value, path string, errs *Errors, src map[string]string) {
-	at := func(n *yaml.Node) string { return fmt.Sprintf("%s:%d", file, n.Line) }
+func (d decoder) walkList(n *yaml.Node, v reflect.Value, path string, errs *Errors) {
+	at := func(n *yaml.Node) string { return fmt.Sprintf("%s:%d", d.file, n.Line) }
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}
@@ -59,10 +59,10 @@ func walkList(file string, n *yaml.Node, v reflect.Value, path string, errs *Err
 	for i, item := range n.Content {
 		el := newElement(v.Type().Elem())
 		ipath := fmt.Sprintf("%s[%d]", path, i)
-		src[ipath] = at(item)
+		d.cfg.sources[ipath] = at(item)
 		switch item.Kind {
 		case yaml.MappingNode:
-			walkNode(file, item, el, ipath, errs, src)
+			d.walk(item, el, ipath, errs)
 		case yaml.ScalarNode:
 			if err := setText(el, item.Value); err != nil {
 				*errs = append(*errs, &Error{Key: ipath, Source: at(item), Msg: err.Error()})

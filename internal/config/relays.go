@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"publisher/internal/mail"
+	"publisher/internal/valid"
 )
 
 // Relay is one of several SMTP servers (mail.smtp.relays).
@@ -17,8 +17,8 @@ type Relay struct {
 	Host         string  `yaml:"host" doc:"the relay's host"`
 	Port         int     `yaml:"port" doc:"its port; 0: 587 for starttls, 465 for tls, 25 for none"`
 	Username     string  `yaml:"username" doc:"its SMTP AUTH user (optional)"`
-	Password     string  `yaml:"password" doc:"its SMTP AUTH password; set it in the environment or password_file, not the file"`
-	PasswordFile string  `yaml:"password_file" doc:"a file holding its password, such as a mounted secret (line ends at the end are dropped)"`
+	Password     string  `yaml:"password" secret:"true" doc:"its SMTP AUTH password; set it in the environment or password_file, not the file"`
+	PasswordFile string  `yaml:"password_file" path:"true" doc:"a file holding its password, such as a mounted secret (line ends at the end are dropped)"`
 	TLS          string  `yaml:"tls" doc:"starttls (mandatory), tls (implicit), or none (loopback hosts only)"`
 	HELO         string  `yaml:"helo" doc:"name sent in HELO/EHLO (default: mail.smtp.helo, else the From domain)"`
 	Connections  int     `yaml:"connections" doc:"parallel connections to this relay; publisher sends over all relays' connections together"`
@@ -179,7 +179,7 @@ func (c *Config) validateRelays(bad func(key, format string, args ...any)) {
 		switch r.TLS {
 		case "starttls", "tls":
 		case "none":
-			if c.Mail.Transport == "smtp" && !mail.IsLoopback(r.Host) {
+			if c.Mail.Transport == "smtp" && !valid.LoopbackHost(r.Host) {
 				bad(key("tls"), "none is only allowed for a loopback host, not %q", r.Host)
 			}
 		default:

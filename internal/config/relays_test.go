@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-const relaysBase = "secret: 0123456789abcdef\nsite:\n  base_url: https://desk.example.org/\nmail:\n  transport: smtp\n  smtp:\n"
+const relaysBase = "secret: 0123456789abcdef0123456789abcdef\nsite:\n  base_url: https://desk.example.org/\nmail:\n  transport: smtp\n  smtp:\n"
 
 func sameRelays(t *testing.T, got, want []Relay) {
 	t.Helper()

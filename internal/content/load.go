@@ -98,7 +98,7 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 			ps.skipText = opts.SkipText
 			ps.linkBase = opts.LinkBase
 			for i := range next {
-				results[i] = ps.parseFile(dir, pieceFiles[i], sidecars, maxBytes)
+				results[i] = ps.parseFileSafely(dir, pieceFiles[i], sidecars, maxBytes)
 				if opts.SkipText {
 					results[i].piece.Text = "" // plain-text pieces have it anyway
 				}
@@ -331,4 +331,16 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// parseFileSafely is parseFile, with a panic (a bug meeting an odd file) turned
+// into an error for that file alone: the other pieces load, and a daemon is not
+// brought down by one file.
+func (ps *parser) parseFileSafely(dir, file string, sidecars map[string]bool, maxBytes int64) (res parsed) {
+	defer func() {
+		if r := recover(); r != nil {
+			res = parsed{problems: []Problem{{File: file, Severity: Error, Message: fmt.Sprintf("internal error while reading this piece (please report it): %v", r)}}}
+		}
+	}()
+	return ps.parseFile(dir, file, sidecars, maxBytes)
 }

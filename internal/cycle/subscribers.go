@@ -2,15 +2,26 @@ package cycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	"publisher/internal/store"
 	"publisher/internal/subscriber"
 )
 
-// syncSubscribers streams the list files into the store.
+// syncSubscribers streams the list files into the store. A desk that publishes
+// feeds only has no list folder: that is a warning, and the store is left as it
+// is (syncing nothing would mark every listed subscriber gone).
 func (r *Runner) syncSubscribers(ctx context.Context, sum *Summary, now time.Time) error {
+	if _, err := os.Stat(r.cfg.Subscribers.Dir); errors.Is(err, fs.ErrNotExist) {
+		sum.ListProblems = append(sum.ListProblems, subscriber.Problem{File: r.cfg.Subscribers.Dir, Severity: subscriber.Warning,
+			Message: "subscribers.dir: no such folder; the list files are not synced (subscribers added on the web or by hand still get digests)"})
+		r.log.Warn("subscriber list", "problem", sum.ListProblems[0].String())
+		return nil
+	}
 	var err error
 	sum.Sync, err = r.store.SyncSubscribers(ctx, func(add func(store.SubscriberInput) error) error {
 		problems, err := subscriber.ScanDir(r.cfg.Subscribers.Dir, r.cfg.Digest.DefaultCadence, func(row subscriber.Row) error {

@@ -18,6 +18,8 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 	"golang.org/x/net/idna"
+
+	"publisher/internal/valid"
 )
 
 // ErrInvalidMessage marks every problem Validate finds; sending such a
@@ -278,7 +280,7 @@ func checkUnsubscribeURL(raw string) error {
 	}
 	// RFC 8058 wants https; plain http is let through only for a loopback host,
 	// where a local trial (file outbox, Mailpit) has no certificate to offer.
-	if u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || !IsLoopback(u.Hostname()))) {
+	if u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || !valid.LoopbackHost(u.Hostname()))) {
 		return fmt.Errorf("%q: one-click unsubscribe needs an https URL (RFC 8058)", raw)
 	}
 	return nil

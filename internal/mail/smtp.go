@@ -14,6 +14,8 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
+
+	"publisher/internal/valid"
 )
 
 // TLS policies for SMTPConfig.TLS.
@@ -64,7 +66,7 @@ func NewSMTPTransport(cfg SMTPConfig) (*SMTPTransport, error) {
 	switch cfg.TLS {
 	case TLSStartTLS, TLSImplicit:
 	case TLSNone:
-		if !IsLoopback(cfg.Host) {
+		if !valid.LoopbackHost(cfg.Host) {
 			return nil, fmt.Errorf("smtp: tls %q is only allowed for a loopback host, not %q", TLSNone, cfg.Host)
 		}
 	default:
@@ -94,16 +96,6 @@ func NewSMTPTransport(cfg SMTPConfig) (*SMTPTransport, error) {
 		}
 	}
 	return &SMTPTransport{cfg: cfg}, nil
-}
-
-// IsLoopback accepts "localhost" and loopback IP literals; other names are
-// not resolved, since DNS could point them anywhere later.
-func IsLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 // NewSender connects to the server. Each Sender owns its go-mail client:

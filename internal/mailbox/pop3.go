@@ -15,11 +15,10 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"publisher/internal/valid"
 	"strconv"
 	"strings"
 	"time"
-
-	"publisher/internal/mail"
 )
 
 // TLS modes for POP3Config.TLS.
@@ -91,7 +90,7 @@ func NewPOP3(cfg POP3Config) (*POP3, error) {
 	switch cfg.TLS {
 	case TLSImplicit, TLSStartTLS:
 	case TLSNone:
-		if !mail.IsLoopback(cfg.Host) {
+		if !valid.LoopbackHost(cfg.Host) {
 			return nil, fmt.Errorf("pop3: tls %q is only allowed for a loopback host, not %q", TLSNone, cfg.Host)
 		}
 	default:

@@ -72,6 +72,11 @@ func parseGuarded(spec, normalized string) (sched cron.Schedule, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("schedule %q: %w", spec, err)
 	}
+	// The library looks five years ahead and gives the zero time when it finds
+	// nothing: "0 0 30 2 *" (February 30th) parses and never runs.
+	if sched.Next(time.Now()).IsZero() {
+		return nil, fmt.Errorf("schedule %q: never fires (no such date in the next five years)", spec)
+	}
 	return sched, nil
 }
 

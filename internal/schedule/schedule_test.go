@@ -44,6 +44,8 @@ func TestParseRefuses(t *testing.T) {
 		"61 * * * *",
 		"* * *",
 		"0 7 * * *\n0 8 * * *",
+		"0 0 30 2 *",   // February 30th: parses, never fires
+		"0 0 31 4,6 *", // April and June have 30 days
 	} {
 		_, err := Parse(spec)
 		if err == nil {
@@ -53,6 +55,13 @@ func TestParseRefuses(t *testing.T) {
 		if trimmed := strings.TrimSpace(spec); trimmed != "" && !strings.Contains(err.Error(), strings.Split(trimmed, "\n")[0]) {
 			t.Errorf("Parse(%q) error %q does not name the spec", spec, err)
 		}
+	}
+}
+
+func TestParseNeverFiresSaysSo(t *testing.T) {
+	_, err := Parse("0 0 30 2 *")
+	if err == nil || !strings.Contains(err.Error(), "never fires") {
+		t.Fatalf("err = %v", err)
 	}
 }
 

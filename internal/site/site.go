@@ -273,7 +273,7 @@ func forEach(n int, work func(i int) error) error {
 				if i >= n {
 					return
 				}
-				if err := work(i); err != nil {
+				if err := safely(i, work); err != nil {
 					mu.Lock()
 					if failure == nil {
 						failure = err
@@ -287,6 +287,17 @@ func forEach(n int, work func(i int) error) error {
 	}
 	wg.Wait()
 	return failure
+}
+
+// safely runs work(i), turning a panic into an error, so that a bug meeting
+// one page fails the build, not the process.
+func safely(i int, work func(i int) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error rendering page %d (please report it): %v", i, r)
+		}
+	}()
+	return work(i)
 }
 
 // renderPooled renders every page and hands each to emit, in a buffer taken

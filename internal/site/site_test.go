@@ -512,3 +512,18 @@ func TestPartsRenderedOnceOverrides(t *testing.T) {
 		t.Errorf("a layout listing .Feeds itself: %d links", len(links))
 	}
 }
+
+// TestForEachTurnsAPanicIntoAnError: a bug meeting one page fails the build
+// with an error; the process (a daemon serving the site) goes on.
+func TestForEachTurnsAPanicIntoAnError(t *testing.T) {
+	err := forEach(8, func(i int) error {
+		if i == 3 {
+			var pages []string
+			_ = pages[i] // an index out of range: a runtime panic
+		}
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "internal error rendering page 3") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -71,6 +71,7 @@ type Server struct {
 	sessions int
 	open     int // connections open now
 	maxOpen  int // the most open at once
+	inData   int // DATA commands begun
 	srv      *smtp.Server
 
 	stopping  sync.Once
@@ -99,8 +100,9 @@ func StartAt(t testing.TB, addr string, opts Options) *Server {
 	s.srv.Domain = "localhost"
 	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 	s.srv.MaxRecipients = 100
-	s.srv.ReadTimeout = 30 * time.Second
-	s.srv.WriteTimeout = 30 * time.Second
+	// Longer than any Delay a test asks for.
+	s.srv.ReadTimeout = 2 * time.Minute
+	s.srv.WriteTimeout = 2 * time.Minute
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -219,6 +221,14 @@ func (s *Server) Sessions() int {
 	return s.sessions
 }
 
+// DataStarted is how many messages have begun their DATA: with Delay, a
+// message is on the wire from then until it is accepted.
+func (s *Server) DataStarted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inData
+}
+
 // PerRecipient counts accepted messages by recipient address.
 func (s *Server) PerRecipient() map[string]int {
 	s.mu.Lock()
@@ -273,6 +283,9 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (ss *session) Data(r io.Reader) error {
+	ss.s.mu.Lock()
+	ss.s.inData++
+	ss.s.mu.Unlock()
 	o := ss.s.options()
 	for _, rcpt := range ss.to {
 		if o.DropInData != nil && o.DropInData(rcpt) {

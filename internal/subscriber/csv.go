@@ -5,15 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"publisher/internal/content"
+	"publisher/internal/valid"
 )
 
 // columns is the header WriteCSV writes and ParseCSV understands.
@@ -201,7 +199,7 @@ func parseRow(rec []string, index columnIndex, width int, defaultCadence string)
 	if !given {
 		cadence = defaultCadence
 	}
-	if !ValidCadence(cadence) {
+	if !valid.Cadence(cadence) {
 		if given {
 			return row, fmt.Sprintf("unknown cadence %q (want immediate, daily or weekly)", cadence)
 		}
@@ -213,34 +211,22 @@ func parseRow(rec []string, index columnIndex, width int, defaultCadence string)
 
 // parseEmail accepts a bare address only ("reader@example.org", not
 // "Reader <reader@example.org>"), so what is stored is exactly what was written.
-// net/mail accepts UTF-8 (RFC 6532), so internationalised domains pass.
 func parseEmail(s string) (string, string) {
-	if s == "" {
+	addr, err := valid.Email(s)
+	if errors.Is(err, valid.ErrEmailEmpty) {
 		return "", "email is empty"
 	}
-	addr, err := mail.ParseAddress(s)
 	if err != nil {
-		return "", fmt.Sprintf("email %q is not a valid address: %v", s, err)
+		return "", fmt.Sprintf("email %q %v", s, err)
 	}
-	if addr.Name != "" || addr.Address != s {
-		return "", fmt.Sprintf("email %q must be a bare address such as reader@example.org", s)
-	}
-	return strings.ToLower(addr.Address), ""
+	return addr, ""
 }
 
 // badCharacters rejects what must never reach a mail header: line breaks, other
 // control characters and invalid UTF-8.
 func badCharacters(s string) string {
-	if !utf8.ValidString(s) {
-		return "is not valid UTF-8"
-	}
-	for _, r := range s {
-		switch {
-		case r == '\r' || r == '\n':
-			return "contains a line break"
-		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
-			return fmt.Sprintf("contains control character %U", r)
-		}
+	if err := valid.Line(s); err != nil {
+		return err.Error()
 	}
 	return ""
 }

@@ -7,6 +7,7 @@ import (
 	"unicode"
 
 	"publisher/internal/content"
+	"publisher/internal/valid"
 )
 
 // FuzzParseCSV checks the promises the mail headers rely on: no panic, every kept
@@ -31,7 +32,7 @@ func FuzzParseCSV(f *testing.F) {
 			if r.Email == "" || r.Email != strings.ToLower(r.Email) || !strings.Contains(r.Email, "@") {
 				t.Fatalf("bad email kept: %q", r.Email)
 			}
-			if !ValidCadence(r.Cadence) {
+			if !valid.Cadence(r.Cadence) {
 				t.Fatalf("bad cadence kept: %q", r.Cadence)
 			}
 			if r.Line < 2 {

@@ -4,19 +4,15 @@ package subscriber
 
 import (
 	"publisher/internal/problem"
+	"publisher/internal/valid"
 )
 
-// Cadences a subscriber may choose.
+// Cadences a subscriber may choose (package valid checks them).
 const (
-	Immediate = "immediate"
-	Daily     = "daily"
-	Weekly    = "weekly"
+	Immediate = valid.Immediate
+	Daily     = valid.Daily
+	Weekly    = valid.Weekly
 )
-
-// ValidCadence reports whether c is one of the known cadences.
-func ValidCadence(c string) bool {
-	return c == Immediate || c == Daily || c == Weekly
-}
 
 // Row is one subscriber as read from a file.
 type Row struct {

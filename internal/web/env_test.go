@@ -262,6 +262,7 @@ func (e *env) addSubscriber(email, status string) store.Subscriber {
 
 func (e *env) subscriber(email string) store.Subscriber {
 	e.t.Helper()
+	e.srv.signups.wait() // sign-ups are recorded after the answer
 	sub, err := e.st.SubscriberByEmail(context.Background(), email)
 	if err != nil {
 		e.t.Fatalf("subscriber %s: %v", email, err)

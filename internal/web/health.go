@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
-
-	"publisher/internal/store"
 )
 
 // healthz says the process is alive and serving; nothing else.
@@ -18,9 +18,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ok\n")
 }
 
-// readyz says whether this replica should get traffic: the store answers, the
-// last run did not fail, and the caller's own check (if any) passes. The
-// reasons are operator-facing text, never request input.
+// readyz says whether this replica can serve: the store answers and the built
+// output is there (and the caller's own check, if any, passes). It says nothing
+// of how the last run went: one refused address or a greylisted retry must not
+// take the feeds, the sign-up form and the unsubscribe links out of service.
+// Failed runs are for the metrics and the logs. The reasons are
+// operator-facing text, never request input.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -39,14 +42,11 @@ func (s *Server) ready(ctx context.Context) error {
 	if err := s.opts.Store.Ping(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	run, err := s.opts.Store.LastRun(ctx)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		// No run finished yet: a fresh install is ready.
-	case err != nil:
-		return fmt.Errorf("store: last run: %w", err)
-	case !run.OK:
-		return fmt.Errorf("last run %d (finished %s) failed: %s", run.ID, run.FinishedAt.UTC().Format(time.RFC3339), run.Summary)
+	if !s.built.Load() {
+		return errors.New("output: the build at start has not finished")
+	}
+	if _, err := os.Stat(filepath.Join(s.opts.OutputDir, "index.html")); err != nil {
+		return fmt.Errorf("output: nothing built yet: %w", err)
 	}
 	if s.opts.Ready != nil {
 		if err := s.opts.Ready(ctx); err != nil {

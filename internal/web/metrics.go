@@ -1,21 +1,13 @@
 package web
 
 import (
-	"context"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"publisher/internal/store"
 )
-
-// DeliveryCounter is the part of the store the metrics read at scrape time.
-type DeliveryCounter interface {
-	CountDeliveries(ctx context.Context) (store.DeliveryCounts, error)
-}
 
 // RunStats is what the daemon reports after each publishing cycle.
 type RunStats struct {
@@ -27,6 +19,7 @@ type RunStats struct {
 	Failed     int
 	Retried    int
 	Suppressed int
+	Pending    int // deliveries left pending at the end of the run
 }
 
 // Metrics holds publisher's Prometheus metrics in a registry of its own, so two
@@ -43,12 +36,15 @@ type Metrics struct {
 	lastRun       prometheus.Gauge
 	lastSuccess   prometheus.Gauge
 	nextRun       prometheus.Gauge
+	pending       prometheus.Gauge
+	lastFailed    prometheus.Gauge
 	subscriptions *prometheus.CounterVec
 }
 
-// NewMetrics makes the metrics; with deliveries non-nil the ledger's counts by
-// status are read from it on every scrape.
-func NewMetrics(deliveries DeliveryCounter) *Metrics {
+// NewMetrics makes the metrics. Every figure is kept up to date by the runs and
+// the web events as they happen: a scrape reads counters, never the ledger
+// (counting a ledger of millions of rows on every scrape is a load of its own).
+func NewMetrics() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
@@ -83,6 +79,12 @@ func NewMetrics(deliveries DeliveryCounter) *Metrics {
 		nextRun: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "publisher_next_run_timestamp_seconds", Help: "When the scheduler runs the next cycle (Unix time).",
 		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "publisher_deliveries_pending", Help: "Deliveries left pending at the end of the last run (retried by a later one).",
+		}),
+		lastFailed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "publisher_last_run_failed_deliveries", Help: "Deliveries that failed for good in the last run.",
+		}),
 		subscriptions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "publisher_web_events_total", Help: "Sign-up, confirmation, unsubscribe and preference events on the web endpoints.",
 		}, []string{"event"}),
@@ -90,14 +92,10 @@ func NewMetrics(deliveries DeliveryCounter) *Metrics {
 	m.runs.WithLabelValues("ok")
 	m.runs.WithLabelValues("failed")
 	m.reg.MustRegister(m.published, m.sent, m.failed, m.retried, m.suppressed, m.runs,
-		m.runDuration, m.lastRun, m.lastSuccess, m.nextRun, m.subscriptions,
+		m.runDuration, m.lastRun, m.lastSuccess, m.nextRun, m.pending, m.lastFailed, m.subscriptions,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	if deliveries != nil {
-		m.reg.MustRegister(&ledgerCollector{store: deliveries, desc: prometheus.NewDesc(
-			"publisher_deliveries", "Deliveries in the ledger by status.", []string{"status"}, nil)})
-	}
 	return m
 }
 
@@ -114,6 +112,8 @@ func (m *Metrics) ObserveRun(r RunStats) {
 	m.failed.Add(float64(max(r.Failed, 0)))
 	m.retried.Add(float64(max(r.Retried, 0)))
 	m.suppressed.Add(float64(max(r.Suppressed, 0)))
+	m.pending.Set(float64(max(r.Pending, 0)))
+	m.lastFailed.Set(float64(max(r.Failed, 0)))
 	end := r.Start.Add(r.Duration)
 	m.lastRun.Set(float64(end.Unix()))
 	if r.OK {
@@ -133,30 +133,3 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 func (m *Metrics) event(name string) { m.subscriptions.WithLabelValues(name).Inc() }
-
-// ledgerCollector reads the ledger's counts when Prometheus scrapes, so the
-// figures are right even for runs done by another process (a CronJob).
-type ledgerCollector struct {
-	store DeliveryCounter
-	desc  *prometheus.Desc
-}
-
-func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	counts, err := c.store.CountDeliveries(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.desc, err)
-		return
-	}
-	for status, n := range map[string]int64{
-		store.DeliveryPending: counts.Pending,
-		store.DeliverySent:    counts.Sent,
-		store.DeliveryFailed:  counts.Failed,
-		store.DeliverySkipped: counts.Skipped,
-	} {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), status)
-	}
-}

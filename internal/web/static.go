@@ -24,8 +24,10 @@ const (
 	maxGzipSize = 16 << 20
 	// Below this, gzip's header costs more than it saves.
 	minGzipSize = 256
-	// The ETag cache is dropped whole when it grows past this many files.
-	maxETags = 20000
+	// The file cache is dropped whole when it grows past this many files, or
+	// when its compressed copies pass maxGzipCache bytes.
+	maxCachedFiles = 20000
+	maxGzipCache   = 64 << 20
 )
 
 // static serves the built output folder: feeds, OPML, the archive pages. Only
@@ -36,6 +38,14 @@ func (s *Server) static(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		s.renderError(w, r, http.StatusMethodNotAllowed, "Method not allowed", "")
+		return
+	}
+	if !s.built.Load() {
+		// The folder may hold a build for other settings (another base URL, whose
+		// forms and links point elsewhere): nothing is served until the build at
+		// start is done, a matter of seconds.
+		w.Header().Set("Retry-After", "5")
+		s.renderError(w, r, http.StatusServiceUnavailable, "Starting", "The site is being built. Please try again in a few seconds.")
 		return
 	}
 	upath := r.URL.Path
@@ -128,35 +138,31 @@ func openRegular(root *os.Root, rel string) (*os.File, fs.FileInfo, error) {
 
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, rel string, f *os.File, fi fs.FileInfo) {
 	ctype := contentType(rel)
-	etag, err := s.etags.get(rel, f, fi)
-	if err != nil {
-		s.logger.Error("hash file", "file", rel, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
+	gzipIt := compressible(ctype) && fi.Size() >= minGzipSize && fi.Size() <= maxGzipSize
 	h := w.Header()
 	h.Set("Content-Type", ctype)
 	h.Set("Cache-Control", "public, max-age=300")
 	if strings.HasPrefix(ctype, "text/html") {
 		h.Set("Content-Security-Policy", archiveCSP)
 	}
-	if compressible(ctype) && fi.Size() >= minGzipSize && fi.Size() <= maxGzipSize {
+	if gzipIt {
 		h.Add("Vary", "Accept-Encoding")
-		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
-			gz, err := gzipFile(f)
-			if err != nil {
-				s.logger.Error("compress file", "file", rel, "err", err)
-				http.Error(w, "internal error", http.StatusInternalServerError)
-				return
-			}
-			// A different representation needs its own strong validator.
-			h.Set("ETag", `"`+etag+`-gz"`)
-			h.Set("Content-Encoding", "gzip")
-			http.ServeContent(w, r, "", fi.ModTime(), bytes.NewReader(gz))
-			return
-		}
 	}
-	h.Set("ETag", `"`+etag+`"`)
+	wantGzip := gzipIt && acceptsGzip(r.Header.Get("Accept-Encoding"))
+	v, err := s.files.get(rel, f, fi, wantGzip)
+	if err != nil {
+		s.logger.Error("read file", "file", rel, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if wantGzip {
+		// A different representation needs its own strong validator.
+		h.Set("ETag", `"`+v.etag+`-gz"`)
+		h.Set("Content-Encoding", "gzip")
+		http.ServeContent(w, r, "", fi.ModTime(), bytes.NewReader(v.gz))
+		return
+	}
+	h.Set("ETag", `"`+v.etag+`"`)
 	// ServeContent answers If-None-Match / If-Modified-Since with 304, HEAD
 	// and ranges, using the ETag and the file's time.
 	http.ServeContent(w, r, "", fi.ModTime(), f)
@@ -164,7 +170,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, rel string, f
 
 func gzipFile(f io.Reader) ([]byte, error) {
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // once per file version
 	if _, err := io.Copy(zw, f); err != nil {
 		return nil, err
 	}
@@ -254,42 +260,62 @@ func compressible(ctype string) bool {
 	return isText(t)
 }
 
-// etagCache keeps each file's content hash while its size and modification
-// time stay the same, so a feed polled every minute is hashed once per build.
-type etagCache struct {
-	mu    sync.Mutex
-	items map[string]etagEntry
+// fileCache keeps each file's content hash, and its gzipped bytes once asked
+// for, while its size and modification time stay the same: a feed polled every
+// minute is hashed and compressed once per build, not once per request.
+type fileCache struct {
+	mu       sync.Mutex
+	items    map[string]fileVersion
+	gzipSize int
 }
 
-type etagEntry struct {
+// fileVersion is what is known of one version of a file.
+type fileVersion struct {
 	size  int64
 	mtime time.Time
-	etag  string
+	etag  string // without quotes
+	gz    []byte // nil until a client asked for gzip
 }
 
-func newETagCache() *etagCache { return &etagCache{items: map[string]etagEntry{}} }
+func newFileCache() *fileCache { return &fileCache{items: map[string]fileVersion{}} }
 
-// get returns the ETag (without quotes) of f, leaving f at offset 0.
-func (c *etagCache) get(rel string, f *os.File, fi fs.FileInfo) (string, error) {
+// get returns what is known of f's version, computing what is missing (the
+// gzipped bytes only when withGzip), and leaves f at offset 0.
+func (c *fileCache) get(rel string, f *os.File, fi fs.FileInfo, withGzip bool) (fileVersion, error) {
 	c.mu.Lock()
-	e, ok := c.items[rel]
+	v, ok := c.items[rel]
 	c.mu.Unlock()
-	if ok && e.size == fi.Size() && e.mtime.Equal(fi.ModTime()) {
-		return e.etag, nil
+	if !ok || v.size != fi.Size() || !v.mtime.Equal(fi.ModTime()) {
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return v, err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return v, err
+		}
+		v = fileVersion{size: fi.Size(), mtime: fi.ModTime(), etag: base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])}
+	} else if !withGzip || v.gz != nil {
+		return v, nil
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
+	if withGzip && v.gz == nil {
+		gz, err := gzipFile(f)
+		if err != nil {
+			return v, err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return v, err
+		}
+		v.gz = gz
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	etag := base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
 	c.mu.Lock()
-	if len(c.items) >= maxETags {
-		c.items = map[string]etagEntry{}
+	defer c.mu.Unlock()
+	if old, ok := c.items[rel]; ok {
+		c.gzipSize -= len(old.gz)
 	}
-	c.items[rel] = etagEntry{size: fi.Size(), mtime: fi.ModTime(), etag: etag}
-	c.mu.Unlock()
-	return etag, nil
+	if len(c.items) >= maxCachedFiles || c.gzipSize+len(v.gz) > maxGzipCache {
+		c.items, c.gzipSize = map[string]fileVersion{}, 0
+	}
+	c.items[rel] = v
+	c.gzipSize += len(v.gz)
+	return v, nil
 }

@@ -97,14 +97,7 @@ func TestConditionalGet(t *testing.T) {
 	}
 
 	// A rebuilt feed gets a new ETag, and the old one no longer matches.
-	changed := strings.Replace(sampleRSS, "Grain prices rose", "Grain prices fell", 1)
-	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	later := time.Now().Add(2 * time.Second)
-	if err := os.Chtimes(path, later, later); err != nil {
-		t.Fatal(err)
-	}
+	changed := rewriteLater(t, path)
 	r = e.get("/feed.xml", map[string]string{"Accept-Encoding": "identity", "If-None-Match": etag})
 	if r.status != http.StatusOK || r.body != changed || r.header.Get("ETag") == etag {
 		t.Fatalf("after a change: %d, ETag %q (old %q)", r.status, r.header.Get("ETag"), etag)
@@ -217,6 +210,60 @@ func TestHeadAndNotBuilt(t *testing.T) {
 	}
 }
 
+// TestGzipOncePerFileVersion: a feed polled by every reader is compressed once
+// per version of the file, not once per request.
+func TestGzipOncePerFileVersion(t *testing.T) {
+	e := newEnv(t, nil)
+	path := e.writeOut("feed.xml", sampleRSS)
+	gz := map[string]string{"Accept-Encoding": "gzip"}
+	first := e.get("/feed.xml", gz)
+	cached := e.srv.files.items["feed.xml"].gz
+	if len(cached) == 0 || first.body != string(cached) {
+		t.Fatalf("the compressed copy is not kept (%d bytes)", len(cached))
+	}
+	for range 3 {
+		if r := e.get("/feed.xml", gz); r.body != first.body {
+			t.Fatal("a later answer differs")
+		}
+	}
+	if again := e.srv.files.items["feed.xml"].gz; &again[0] != &cached[0] {
+		t.Fatal("compressed again for an unchanged file")
+	}
+	changed := rewriteLater(t, path)
+	r := e.get("/feed.xml", gz)
+	zr, err := gzip.NewReader(strings.NewReader(r.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, _ := io.ReadAll(zr); string(plain) != changed {
+		t.Fatal("the new version was served from the old compressed copy")
+	}
+}
+
+// TestOutputPendingUntilBuilt: a daemon whose output folder may hold a build for
+// other settings serves none of it, and is not ready, until its own build is done.
+func TestOutputPendingUntilBuilt(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.OutputPending = true })
+	e.writeOut("index.html", "<p>built for another base URL</p>")
+	r := e.get("/", nil)
+	if r.status != http.StatusServiceUnavailable || strings.Contains(r.body, "another base URL") || r.header.Get("Retry-After") == "" {
+		t.Fatalf("before the build: %d %q", r.status, r.body)
+	}
+	if r := e.get("/readyz", nil); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz before the build: %d", r.status)
+	}
+	if r := e.get("/healthz", nil); r.status != http.StatusOK {
+		t.Fatalf("/healthz before the build: %d", r.status)
+	}
+	e.srv.OutputBuilt()
+	if r := e.get("/", nil); r.status != http.StatusOK {
+		t.Fatalf("after the build: %d", r.status)
+	}
+	if r := e.get("/readyz", nil); r.status != http.StatusOK {
+		t.Fatalf("/readyz after the build: %d %s", r.status, r.body)
+	}
+}
+
 func TestAcceptsGzip(t *testing.T) {
 	for header, want := range map[string]bool{
 		"gzip": true, "gzip, deflate, br": true, "GZIP;q=0.5": true, "*": true,
@@ -234,7 +281,8 @@ func BenchmarkStaticFeed(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(dir, "feed.xml"), bytes.Repeat([]byte(sampleRSS), 50), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	s := &Server{opts: Options{OutputDir: dir}, etags: newETagCache()}
+	s := &Server{opts: Options{OutputDir: dir}, files: newFileCache()}
+	s.built.Store(true)
 	req, _ := http.NewRequest(http.MethodGet, "/feed.xml", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 	b.ResetTimer()
@@ -249,3 +297,17 @@ type discardWriter struct{ h http.Header }
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(int)             {}
+
+// rewriteLater changes the sample feed at path, with a later modification time.
+func rewriteLater(t *testing.T, path string) string {
+	t.Helper()
+	changed := strings.Replace(sampleRSS, "Grain prices rose", "Grain prices fell", 1)
+	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(2 * time.Second)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	return changed
+}

@@ -10,30 +10,29 @@ import (
 	htmltemplate "html/template"
 	"io/fs"
 	"net/http"
-	netmail "net/mail"
 	"net/netip"
 	"slices"
 	"strings"
 	"text/template"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"publisher/internal/mail"
 	"publisher/internal/store"
+	"publisher/internal/valid"
 )
 
 const (
 	maxFormBytes = 16 << 10
-	maxEmailLen  = 254
 	maxNameRunes = 100
-	maxTopicLen  = 64
 	maxTopics    = 50
 )
 
 // subscribe handles POST /subscribe: double opt-in. Whatever the state of the
-// address, a valid request gets the same page, and the slow part (SMTP) happens
-// after the answer, so neither the body nor the timing tells who is subscribed.
+// address, a valid request gets the same page at the same speed: the answer
+// comes before anything that depends on the address (looking it up, recording
+// it, the confirmation email), which is queued, so neither the body nor the
+// timing tells who is subscribed.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	if err := s.csrf.Check(r); err != nil {
 		s.metrics.event("csrf_refused")
@@ -61,13 +60,21 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.ConsentIP = ip
-	if err := s.signup(r.Context(), in); err != nil {
-		s.logger.Error("subscribe", "err", err)
+	if !s.signups.reserve() {
+		// Full (a flood) or shutting down: the same answer for every address.
+		s.metrics.event("subscribe_queue_full")
+		w.Header().Set("Retry-After", "60")
 		s.renderError(w, r, http.StatusServiceUnavailable, "Please try again later", "We could not record your request just now.")
 		return
 	}
 	s.metrics.event("subscribe")
 	s.render(w, r, http.StatusOK, "subscribed", s.newPage())
+	// The work starts once the answer is on its way, so it does not compete with
+	// this answer for the processor either.
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.signups.push(signupJob{in: in, at: time.Now()})
 }
 
 // rateKey groups IPv6 clients by /64, the block one customer usually holds.
@@ -80,18 +87,18 @@ func rateKey(ip string) string {
 	return p.String()
 }
 
-// signup records the request and queues the confirmation email when the
-// address may receive one.
-func (s *Server) signup(ctx context.Context, in store.SubscriberInput) error {
-	now := time.Now()
+// signup records the request and sends the confirmation email when the
+// address may receive one. It runs on the sign-up queue, after the answer.
+func (s *Server) signup(ctx context.Context, j signupJob) error {
+	in, now := j.in, j.at
 	existing, err := s.opts.Store.SubscriberByEmail(ctx, in.Email)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return fmt.Errorf("look up %s: %w", in.Email, err)
 	case existing.Status == store.StatusActive || store.IsSuppressed(existing.Status):
-		// Already subscribed, or the reader (or a bounce) said stop: an identical
-		// answer, no email, and no change a stranger could make to their settings.
+		// Already subscribed, or the reader (or a bounce) said stop: no email, and
+		// no change a stranger could make to their settings.
 		s.logger.Info("subscribe: address already known, nothing sent", "status", existing.Status)
 		return nil
 	}
@@ -111,25 +118,20 @@ func (s *Server) signup(ctx context.Context, in store.SubscriberInput) error {
 	if err != nil {
 		return err
 	}
-	s.sendInBackground(ctx, msg, sub.ID)
+	sendCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := s.opts.Mailer.Send(sendCtx, msg); err != nil {
+		s.metrics.event("confirmation_failed")
+		return fmt.Errorf("send confirmation email to subscriber %d: %w", sub.ID, err)
+	}
+	s.metrics.event("confirmation_sent")
+	s.logger.Info("confirmation email sent", "subscriber", sub.ID)
 	return nil
 }
 
-func (s *Server) sendInBackground(ctx context.Context, msg *mail.Message, subscriberID int64) {
-	ctx = context.WithoutCancel(ctx) // the request ends before the email goes out
-	s.mailWG.Go(func() {
-		s.mailSlots <- struct{}{}
-		defer func() { <-s.mailSlots }()
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		if err := s.opts.Mailer.Send(ctx, msg); err != nil {
-			s.metrics.event("confirmation_failed")
-			s.logger.Error("send confirmation email", "subscriber", subscriberID, "err", err)
-			return
-		}
-		s.metrics.event("confirmation_sent")
-		s.logger.Info("confirmation email sent", "subscriber", subscriberID)
-	})
+// confirmData is what confirm.txt.tmpl and confirm.html.tmpl see.
+type confirmData struct {
+	SiteTitle, HomeURL, Name, ConfirmURL, ConfirmTTL string
 }
 
 // confirmTemplates are the two parts of the confirmation email.
@@ -163,9 +165,7 @@ func (s *Server) ConfirmURL(subscriberID int64, expires time.Time) string {
 }
 
 func (s *Server) confirmationMessage(sub store.Subscriber, now time.Time) (*mail.Message, error) {
-	data := struct {
-		SiteTitle, HomeURL, Name, ConfirmURL, ConfirmTTL string
-	}{
+	data := confirmData{
 		SiteTitle:  s.opts.SiteTitle,
 		HomeURL:    s.opts.BaseURL,
 		Name:       sub.Name,
@@ -239,7 +239,7 @@ func (s *Server) validateSignup(form map[string][]string) (store.SubscriberInput
 	switch {
 	case !utf8.ValidString(name):
 		problems = append(problems, "Name: not valid text.")
-	case hasControl(name):
+	case valid.Line(name) != nil:
 		problems = append(problems, "Name: line breaks and control characters are not allowed.")
 	case utf8.RuneCountInString(name) > maxNameRunes:
 		problems = append(problems, fmt.Sprintf("Name: at most %d characters.", maxNameRunes))
@@ -255,7 +255,7 @@ func (s *Server) validateSignup(form map[string][]string) (store.SubscriberInput
 	if cadence == "" {
 		cadence = s.opts.DefaultCadence
 	}
-	if !validCadence(cadence) {
+	if !valid.Cadence(cadence) {
 		problems = append(problems, "Frequency: choose immediate, daily or weekly.")
 	} else {
 		in.Cadence = cadence
@@ -272,25 +272,18 @@ func first(v []string) string {
 
 // validEmail returns the address, or a sentence saying what is wrong with it.
 func validEmail(email string) (string, string) {
-	const notAnAddress = "this is not an email address."
+	addr, err := valid.Email(email)
 	switch {
-	case email == "":
+	case err == nil:
+		return addr, ""
+	case errors.Is(err, valid.ErrEmailEmpty):
 		return "", "please enter your email address."
-	case !utf8.ValidString(email) || hasControl(email):
+	case errors.Is(err, valid.ErrEmailControl):
 		return "", "line breaks and control characters are not allowed."
-	case len(email) > maxEmailLen:
-		return "", fmt.Sprintf("at most %d characters.", maxEmailLen)
+	case errors.Is(err, valid.ErrEmailTooLong):
+		return "", fmt.Sprintf("at most %d characters.", valid.MaxEmailLen)
 	}
-	addr, err := netmail.ParseAddress(email)
-	// A bare address only: a display name or comment here would be a way to
-	// smuggle text into the To header.
-	if err != nil || addr.Name != "" || addr.Address != email || strings.ContainsAny(email, " <>()\"") {
-		return "", notAnAddress
-	}
-	if _, domain, _ := strings.Cut(email, "@"); domain == "" || strings.HasPrefix(domain, "[") {
-		return "", notAnAddress
-	}
-	return email, ""
+	return "", "this is not an email address."
 }
 
 // validTopics splits checkbox values (or an "a;b" list from a script) and checks
@@ -308,12 +301,12 @@ func (s *Server) validTopics(values, held []string) ([]string, []string) {
 	seen := map[string]bool{}
 	for _, v := range values {
 		for _, t := range strings.FieldsFunc(v, func(r rune) bool { return r == ';' || r == ',' }) {
-			t = strings.TrimSpace(t)
-			if t == "" {
+			t, err := valid.Topic(t)
+			if err != nil {
+				problems = append(problems, "Topics: a topic name is too long or holds control characters.")
 				continue
 			}
-			if !utf8.ValidString(t) || hasControl(t) || len(t) > maxTopicLen {
-				problems = append(problems, "Topics: a topic name is too long or holds control characters.")
+			if t == "" {
 				continue
 			}
 			if len(known) > 0 {
@@ -343,25 +336,4 @@ func lookupFold(list []string, s string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func validCadence(c string) bool {
-	for _, l := range cadenceLabels {
-		if l.Value == c {
-			return true
-		}
-	}
-	return false
-}
-
-// hasControl reports C0/C1 controls (CR, LF, NUL, TAB...) and the Unicode line
-// and paragraph separators: none belongs in a name, address or topic, and some
-// could end a mail header.
-func hasControl(s string) bool {
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return true
-		}
-	}
-	return false
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"publisher/internal/store"
+	"publisher/internal/valid"
 )
 
 // badToken is the one answer to a forged, altered, expired or stale link: which
@@ -167,7 +168,7 @@ func (s *Server) preferencesPost(w http.ResponseWriter, r *http.Request) {
 	if cadence == "" {
 		cadence = s.opts.DefaultCadence
 	}
-	if !validCadence(cadence) {
+	if !valid.Cadence(cadence) {
 		problems = append(problems, "Frequency: choose immediate, daily or weekly.")
 	}
 	if len(problems) > 0 {

@@ -13,18 +13,21 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"publisher/internal/mail"
 	"publisher/internal/store"
 	"publisher/internal/token"
+	"publisher/internal/valid"
 )
 
 // Token purposes, shared with the digest's links.
@@ -65,10 +68,18 @@ type Options struct {
 	Topics         func() []string
 	DefaultCadence string
 	Logger         *slog.Logger
-	// Metrics receives the run figures; nil makes a fresh set over Store.
+	// Metrics receives the run figures; nil makes a fresh set.
 	Metrics *Metrics
 	// Ready is an optional extra readiness check for /readyz.
 	Ready func(ctx context.Context) error
+	// OutputPending: the output folder may hold files built for other settings
+	// (another base URL, an older binary) until OutputBuilt is called; until then
+	// the site answers 503 and /readyz fails, rather than serve pages whose links
+	// and forms point elsewhere.
+	OutputPending bool
+	// AdminSeparate takes /metrics and /readyz off Handler: they are served by
+	// AdminHandler on a listener of their own (http.admin_listen).
+	AdminSeparate bool
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed
 	// when finding the client address for the rate limit. Empty: none.
 	TrustedProxies []netip.Prefix
@@ -92,9 +103,9 @@ type Server struct {
 	csrf      *http.CrossOriginProtection
 	perClient *keyedLimiter // POST /subscribe per client address
 	perEmail  *keyedLimiter // confirmation emails per address
-	etags     *etagCache
-	mailSlots chan struct{} // bounds confirmation emails in flight
-	mailWG    sync.WaitGroup
+	files     *fileCache
+	signups   *signupQueue
+	built     atomic.Bool // the output folder holds what this process's settings build
 }
 
 var pageNames = []string{"subscribed", "confirmed", "unsubscribe", "unsubscribed", "preferences", "error"}
@@ -132,7 +143,7 @@ func New(opts Options) (*Server, error) {
 	if opts.DefaultCadence == "" {
 		opts.DefaultCadence = "daily"
 	}
-	if !validCadence(opts.DefaultCadence) {
+	if !valid.Cadence(opts.DefaultCadence) {
 		errs = append(errs, fmt.Errorf("web: DefaultCadence %q: want immediate, daily or weekly", opts.DefaultCadence))
 	}
 	if len(errs) > 0 {
@@ -150,21 +161,20 @@ func New(opts Options) (*Server, error) {
 	}
 	metrics := opts.Metrics
 	if metrics == nil {
-		metrics = NewMetrics(opts.Store)
+		metrics = NewMetrics()
 	}
 
 	s := &Server{
 		opts:      opts,
 		logger:    logger,
 		metrics:   metrics,
-		pages:     map[string]*template.Template{},
 		base:      base,
 		csrf:      http.NewCrossOriginProtection(),
 		perClient: newKeyedLimiter(opts.RateLimit, time.Minute),
 		perEmail:  newKeyedLimiter(3, time.Hour),
-		etags:     newETagCache(),
-		mailSlots: make(chan struct{}, 4),
+		files:     newFileCache(),
 	}
+	s.built.Store(!opts.OutputPending)
 	s.opts.BaseURL = base.String()
 	// The archive may live on another host name than the one the daemon is
 	// reached by (a proxy or CDN in front): its sign-up form is still ours.
@@ -176,13 +186,30 @@ func New(opts Options) (*Server, error) {
 			"This form was sent from another site. Open the page on our site and submit it there.")
 	}))
 
-	layout, err := fs.ReadFile(opts.Templates, "web-layout.html.tmpl")
+	if s.pages, err = parsePages(opts.Templates); err != nil {
+		return nil, err
+	}
+	if s.confirm, err = parseConfirmTemplates(opts.Templates); err != nil {
+		return nil, err
+	}
+	s.signups = newSignupQueue(s, signupQueueSize, signupWorkers)
+	return s, nil
+}
+
+// OutputBuilt says the output folder now holds a build made with this
+// process's settings (see Options.OutputPending).
+func (s *Server) OutputBuilt() { s.built.Store(true) }
+
+// parsePages parses web-layout.html.tmpl with each page's own file.
+func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
+	layout, err := fs.ReadFile(fsys, "web-layout.html.tmpl")
 	if err != nil {
 		return nil, fmt.Errorf("web: template web-layout.html.tmpl: %w", err)
 	}
+	pages := map[string]*template.Template{}
 	for _, name := range pageNames {
 		file := "web-" + name + ".html.tmpl"
-		body, err := fs.ReadFile(opts.Templates, file)
+		body, err := fs.ReadFile(fsys, file)
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", file, err)
 		}
@@ -193,23 +220,59 @@ func New(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", file, err)
 		}
-		s.pages[name] = t
+		pages[name] = t
 	}
-	if s.confirm, err = parseConfirmTemplates(opts.Templates); err != nil {
-		return nil, err
+	return pages, nil
+}
+
+// CheckTemplates parses the daemon's page and confirmation-email templates in
+// fsys and executes each against sample data, as `publisher check` does: a
+// template that parses but fails when a reader opens the page (an unknown
+// field, a wrong function argument) is found before it goes live. Every error
+// names the template file and line.
+func CheckTemplates(fsys fs.FS) []error {
+	pages, err := parsePages(fsys)
+	if err != nil {
+		return []error{err}
 	}
-	return s, nil
+	var errs []error
+	page := pageData{
+		SiteTitle: "Sample desk", HomeURL: "https://desk.example/", Heading: "Heading", Message: "A message.",
+		Problems: []string{"A problem."}, Email: "reader@example.org", Token: "token", ConfirmTTL: "2 days", Saved: true,
+		TopicChoices:   []topicChoice{{Name: "energy", Checked: true}, {Name: "security"}},
+		CadenceChoices: []cadenceChoice{{Value: "daily", Label: "Once a day", Selected: true}},
+	}
+	for _, name := range pageNames {
+		if err := pages[name].ExecuteTemplate(io.Discard, "layout", page); err != nil {
+			errs = append(errs, fmt.Errorf("web: %w", err))
+		}
+	}
+	confirm, err := parseConfirmTemplates(fsys)
+	if err != nil {
+		return append(errs, err)
+	}
+	data := confirmData{SiteTitle: "Sample desk", HomeURL: "https://desk.example/", Name: "Sample Reader", ConfirmURL: "https://desk.example/confirm?token=t", ConfirmTTL: "2 days"}
+	if err := confirm.text.Execute(io.Discard, data); err != nil {
+		errs = append(errs, fmt.Errorf("web: %w", err))
+	}
+	if err := confirm.html.Execute(io.Discard, data); err != nil {
+		errs = append(errs, fmt.Errorf("web: %w", err))
+	}
+	return errs
 }
 
 // Metrics returns the metrics the server publishes on /metrics.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
-// Handler returns the whole HTTP interface.
+// Handler returns the public HTTP interface: the site, the subscription
+// endpoints and /healthz, and /metrics and /readyz unless Options.AdminSeparate.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.metrics.Handler())
+	if !s.opts.AdminSeparate {
+		mux.HandleFunc("GET /readyz", s.readyz)
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	mux.HandleFunc("POST /subscribe", s.subscribe)
 	mux.HandleFunc("GET /confirm", s.confirmGet)
 	mux.HandleFunc("GET /unsubscribe", s.unsubscribeGet)
@@ -220,12 +283,22 @@ func (s *Server) Handler() http.Handler {
 	return securityHeaders(mux)
 }
 
+// AdminHandler serves /metrics, /readyz and /healthz, for a listener that only
+// the operator's monitoring reaches.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	return securityHeaders(mux)
+}
+
 // HTTPServer returns an http.Server for addr with timeouts suited to the
-// internet; the daemon calls Shutdown on it.
-func (s *Server) HTTPServer(addr string) *http.Server {
+// internet, serving h; the daemon calls Shutdown on it.
+func (s *Server) HTTPServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -235,19 +308,11 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 	}
 }
 
-// Close waits for confirmation emails still being sent, until ctx is done.
+// Close stops taking sign-ups and waits, until ctx is done, for those queued
+// to be recorded and their confirmation emails sent. The store must stay open
+// until it returns nil.
 func (s *Server) Close(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		s.mailWG.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("web: confirmation emails still in flight: %w", ctx.Err())
-	}
+	return s.signups.close(ctx)
 }
 
 // Content-Security-Policy for the daemon's own pages: no script, no remote
@@ -323,6 +388,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	if h.Get("Cache-Control") == "" {
 		h.Set("Cache-Control", "no-store")
 	}
+	// With its length known the answer is complete once flushed, whatever the
+	// handler does after (the sign-up queues its work then).
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(buf.Bytes())

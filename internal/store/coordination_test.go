@@ -318,7 +318,7 @@ func TestClaimsOfAnExpiredLeaseAreTakenOverAndFenced(t *testing.T) {
 		if res, err := s.RecordOutcomes(ctx, b.Fence, outs, 3); err != nil || len(res.Fenced) != 0 {
 			t.Fatalf("b's outcomes: %+v %v", res, err)
 		}
-		if c, _ := s.CountDeliveries(ctx); c != (DeliveryCounts{Sent: 10}) {
+		if c, _ := s.CountDeliveries(ctx); c != (DeliveryCounts{Sent: 10, LastSent: t0}) {
 			t.Fatalf("counts %+v", c)
 		}
 		var mid string
@@ -426,7 +426,7 @@ func TestConcurrentSendersRecordEachRowOnce(t *testing.T) {
 					t.Errorf("delivery %d sent %d times", id, k)
 				}
 			}
-			if c, _ := s1.CountDeliveries(ctx); len(sent) != n || c != (DeliveryCounts{Sent: n}) {
+			if c, _ := s1.CountDeliveries(ctx); len(sent) != n || c != (DeliveryCounts{Sent: n, LastSent: t0}) {
 				t.Fatalf("%d sent, counts %+v", len(sent), c)
 			}
 		})

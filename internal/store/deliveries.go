@@ -145,19 +145,23 @@ func scanDeliveries(rows *sql.Rows, err error, size int) ([]Delivery, error) {
 	out := make([]Delivery, 0, size)
 	for rows.Next() {
 		var (
-			d         Delivery
-			pieces    string
-			attempts  int64
-			createdAt int64
+			d            Delivery
+			pieces       string
+			attempts     int64
+			failingSince int64
+			refusals     int64
+			createdAt    int64
 		)
 		if err := rows.Scan(&d.ID, &d.DigestID, &d.SubscriberID, &d.Email, &d.Name, &d.SubscriberStatus,
-			&pieces, &attempts, &createdAt); err != nil {
+			&pieces, &attempts, &failingSince, &refusals, &createdAt); err != nil {
 			return nil, err
 		}
 		if d.PieceIDs, err = decodeList(pieces); err != nil {
 			return nil, fmt.Errorf("delivery %d: piece ids: %w", d.ID, err)
 		}
 		d.Attempts = int(attempts)
+		d.FailingSince = fromMicros(failingSince)
+		d.Refusals = int(refusals)
 		d.CreatedAt = fromMicros(createdAt)
 		out = append(out, d)
 	}
@@ -202,9 +206,13 @@ func (s *DB) RecordOutcomes(ctx context.Context, fence int64, outcomes []Outcome
 			case OutcomeSent:
 				r, err = stmt("outcome-sent").ExecContext(ctx, o.MessageID, atUS, o.DeliveryID, fence)
 			case OutcomeRetry:
-				r, err = stmt("outcome-retry").ExecContext(ctx, clip(o.Error), toMicros(o.NextAttempt), o.DeliveryID, fence)
+				refused := 0
+				if o.Refused {
+					refused = 1
+				}
+				r, err = stmt("outcome-retry").ExecContext(ctx, clip(o.Error), toMicros(o.NextAttempt), o.MessageID, atUS, refused, o.DeliveryID, fence)
 			case OutcomePermanent, OutcomeGaveUp:
-				r, err = stmt("outcome-failed").ExecContext(ctx, clip(o.Error), o.DeliveryID, fence)
+				r, err = stmt("outcome-failed").ExecContext(ctx, clip(o.Error), o.MessageID, o.DeliveryID, fence)
 			case OutcomeSkipped:
 				r, err = stmt("outcome-skipped").ExecContext(ctx, clip(o.Error), o.DeliveryID, fence)
 			default:
@@ -266,10 +274,11 @@ func (s *DB) CountDeliveries(ctx context.Context) (DeliveryCounts, error) {
 	var c DeliveryCounts
 	for rows.Next() {
 		var (
-			status string
-			n      int64
+			status   string
+			n        int64
+			lastSent sql.NullInt64
 		)
-		if err := rows.Scan(&status, &n); err != nil {
+		if err := rows.Scan(&status, &n, &lastSent); err != nil {
 			return DeliveryCounts{}, fmt.Errorf("count deliveries: %w", err)
 		}
 		switch status {
@@ -277,6 +286,7 @@ func (s *DB) CountDeliveries(ctx context.Context) (DeliveryCounts, error) {
 			c.Pending = n
 		case DeliverySent:
 			c.Sent = n
+			c.LastSent = fromMicros(lastSent.Int64)
 		case DeliveryFailed:
 			c.Failed = n
 		case DeliverySkipped:

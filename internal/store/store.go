@@ -125,15 +125,20 @@ type Delivery struct {
 	SubscriberStatus string
 	PieceIDs         []string
 	Attempts         int
-	CreatedAt        time.Time
+	// FailingSince is when its first failed attempt was made (zero while it
+	// has not failed); Refusals counts the refusals on the sender's side that
+	// were charged to it (see Outcome.Refused).
+	FailingSince time.Time
+	Refusals     int
+	CreatedAt    time.Time
 }
 
 // Outcome kinds for a delivery attempt.
 const (
 	OutcomeSent      = "sent"
-	OutcomeRetry     = "retry"     // temporary failure: try again at NextAttempt
-	OutcomePermanent = "permanent" // hard failure: counts toward the bounce limit
-	OutcomeGaveUp    = "gave_up"   // temporary failures past the attempt limit
+	OutcomeRetry     = "retry"     // not delivered yet: try again at NextAttempt
+	OutcomePermanent = "permanent" // the reader's hard bounce: counts toward the bounce limit
+	OutcomeGaveUp    = "gave_up"   // failed for good, but not the reader's fault (retries ran out, or the message cannot be built)
 	OutcomeSkipped   = "skipped"   // subscriber suppressed meanwhile
 )
 
@@ -146,6 +151,9 @@ type Outcome struct {
 	Error        string
 	At           time.Time
 	NextAttempt  time.Time // for OutcomeRetry
+	// Refused (with OutcomeRetry) adds one to the delivery's Refusals: a
+	// refusal on the sender's side that concerns this message.
+	Refused bool
 }
 
 // OutcomeResult says what a batch of outcomes did besides recording them.
@@ -188,6 +196,8 @@ type PendingState struct {
 // DeliveryCounts summarises the ledger.
 type DeliveryCounts struct {
 	Pending, Sent, Failed, Skipped int64
+	// LastSent is when the server last accepted a message (zero if never).
+	LastSent time.Time
 }
 
 // Run is one publishing cycle, as recorded for health checks and metrics.
@@ -256,8 +266,11 @@ type Store interface {
 	ClaimDeliveries(ctx context.Context, fence, afterID int64, due time.Time, limit int) ([]Delivery, error)
 	// RecordOutcomes applies a batch of outcomes in one transaction, each only if
 	// the delivery is still pending and claimed under fence (the others are
-	// listed in the result as fenced). A permanent outcome adds a hard bounce to
-	// the subscriber and suppresses it (bounced) when it reaches bounceLimit.
+	// listed in the result as fenced). Every outcome but a skip records the
+	// message id and counts an attempt; a retry records its time as the
+	// delivery's first failure if it had none. A permanent outcome adds a hard
+	// bounce to the subscriber and suppresses it (bounced) when it reaches
+	// bounceLimit.
 	RecordOutcomes(ctx context.Context, fence int64, outcomes []Outcome, bounceLimit int) (OutcomeResult, error)
 	// ReleaseClaims gives up the claims held under fence on deliveries still pending.
 	ReleaseClaims(ctx context.Context, fence int64) error

@@ -662,7 +662,7 @@ func TestRecordOutcomes(t *testing.T) {
 				t.Errorf("delivery %d: %+v, want %+v", i, got, w)
 			}
 		}
-		if c, _ := s.CountDeliveries(ctx); c != (DeliveryCounts{Pending: 2, Sent: 1, Failed: 2, Skipped: 1}) {
+		if c, _ := s.CountDeliveries(ctx); c != (DeliveryCounts{Pending: 2, Sent: 1, Failed: 2, Skipped: 1, LastSent: at}) {
 			t.Errorf("counts %+v", c)
 		}
 		// One permanent failure, limit 2: counted, not yet suppressed.
@@ -1092,7 +1092,7 @@ func TestRecordOutcomesSentMarksOnlyPendingRowsInOrder(t *testing.T) {
 				t.Errorf("delivery %d: %+v, want %+v", i, r, w)
 			}
 		}
-		if c, _ := s.CountDeliveries(ctx); c != (DeliveryCounts{Pending: 2, Sent: 7, Failed: 2, Skipped: 1}) {
+		if c, _ := s.CountDeliveries(ctx); c != (DeliveryCounts{Pending: 2, Sent: 7, Failed: 2, Skipped: 1, LastSent: later.Add(9 * time.Second)}) {
 			t.Errorf("counts %+v", c)
 		}
 	})

@@ -24,7 +24,7 @@ RETURNING id
 -- name: claimed-deliveries
 -- The caller appends the list of ids claimed: "(?, ?, ...)".
 SELECT d.id, d.digest_id, d.subscriber_id, s.email, s.name, s.status,
-       d.piece_ids, d.attempts, d.created_at
+       d.piece_ids, d.attempts, d.failing_since, d.refusals, d.created_at
   FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
  WHERE d.claim_fence = ? AND d.status = 'pending' AND d.id IN
 
@@ -38,12 +38,16 @@ UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, attempts = a
 
 -- name: outcome-retry
 -- The claim stays: the sender takes the row again when it comes due, and gives
--- it up (ReleaseClaims, or its lease ending) when it stops.
-UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt = ?
+-- it up (ReleaseClaims, or its lease ending) when it stops. The message id is
+-- the one the next attempt will carry too, so a late bounce of this attempt
+-- still finds the row.
+UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt = ?, message_id = ?,
+       failing_since = CASE WHEN failing_since = 0 THEN ? ELSE failing_since END,
+       refusals = refusals + ?
  WHERE id = ? AND status = 'pending' AND claim_fence = ?
 
 -- name: outcome-failed
-UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = ?
+UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = ?, message_id = ?
  WHERE id = ? AND status = 'pending' AND claim_fence = ?
 
 -- name: outcome-skipped
@@ -54,7 +58,8 @@ UPDATE deliveries SET status = 'skipped', last_error = ?
 UPDATE deliveries SET claim_fence = 0 WHERE claim_fence = ? AND status = 'pending'
 
 -- name: count-deliveries
-SELECT status, COUNT(*) FROM deliveries GROUP BY status
+-- With the time of the last message accepted (the largest sent_at of 'sent').
+SELECT status, COUNT(*), MAX(sent_at) FROM deliveries GROUP BY status
 
 -- name: pending-state
 -- Open: rows this fence may claim; elsewhere: rows held under other live leases.

@@ -104,9 +104,13 @@ type Mail struct {
 	ReplyTo     string        `yaml:"reply_to" doc:"Reply-To address (optional)"`
 	ListID      string        `yaml:"list_id" doc:"List-Id header, e.g. \"Desk digest <digest.example.org>\" (default from site.title and the From domain)"`
 	Unsubscribe string        `yaml:"unsubscribe_mailto" doc:"mailto address for List-Unsubscribe (default: the From address)"`
-	BounceLimit int           `yaml:"bounce_limit" doc:"hard failures after which an address is suppressed"`
-	MaxAttempts int           `yaml:"max_attempts" doc:"attempts per delivery before it is given up"`
-	RetryBase   time.Duration `yaml:"retry_base" doc:"first retry delay; doubles each attempt"`
+	BounceLimit int           `yaml:"bounce_limit" doc:"hard bounces (the reader's mailbox refused for good, e.g. 550 5.1.1) after which an address is suppressed"`
+	MaxAttempts int           `yaml:"max_attempts" doc:"refusals on the sender's side (policy, relay, authentication, message, e.g. 554 5.7.1) one delivery may take, while the relay delivers other mail, before it is given up; temporary failures are retried for retry_window instead"`
+	RetryBase   time.Duration `yaml:"retry_base" doc:"first retry delay; doubles each attempt, up to retry_max"`
+	// Retries span hours, as an MTA queues: a run retries what comes due
+	// within a couple of minutes, later runs the rest.
+	RetryMax    time.Duration `yaml:"retry_max" doc:"longest wait between two attempts of one delivery (at least retry_base)"`
+	RetryWindow time.Duration `yaml:"retry_window" doc:"how long a delivery that keeps failing (4xx, no answer, mailbox full) is retried, from its first failure, before it is given up; time in which the relay delivered nothing does not use it up"`
 	SMTP        SMTP          `yaml:"smtp"`
 	DKIM        DKIM          `yaml:"dkim"`
 }
@@ -178,6 +182,8 @@ func Defaults() Config {
 			BounceLimit: 3,
 			MaxAttempts: 8,
 			RetryBase:   time.Second,
+			RetryMax:    time.Hour,
+			RetryWindow: 48 * time.Hour,
 			SMTP: SMTP{
 				Port:           587,
 				TLS:            "starttls",
@@ -793,6 +799,15 @@ func (c *Config) validate() Errors {
 	}
 	if c.Mail.MaxAttempts < 1 {
 		bad("mail.max_attempts", "must be at least 1")
+	}
+	if c.Mail.RetryBase <= 0 {
+		bad("mail.retry_base", "must be positive")
+	}
+	if c.Mail.RetryMax <= 0 {
+		bad("mail.retry_max", "must be positive")
+	}
+	if c.Mail.RetryWindow <= 0 {
+		bad("mail.retry_window", "must be positive")
 	}
 	if c.Mail.SMTP.Port < 1 || c.Mail.SMTP.Port > 65535 {
 		bad("mail.smtp.port", "must be 1-65535, got %d", c.Mail.SMTP.Port)

@@ -57,6 +57,11 @@ digest:
 	if cfg.Mail.Transport != "file" || cfg.Mail.SMTP.Connections != 4 {
 		t.Errorf("mail defaults = %+v", cfg.Mail)
 	}
+	// Retries span two days, an hour apart at most; sender-side refusals are
+	// counted by the same max_attempts key existing files set.
+	if cfg.Mail.RetryWindow != 48*time.Hour || cfg.Mail.RetryMax != time.Hour || cfg.Mail.RetryBase != time.Second || cfg.Mail.MaxAttempts != 8 {
+		t.Errorf("retry defaults = window %v, max %v, base %v, attempts %d", cfg.Mail.RetryWindow, cfg.Mail.RetryMax, cfg.Mail.RetryBase, cfg.Mail.MaxAttempts)
+	}
 }
 
 func TestEnvironmentWins(t *testing.T) {
@@ -115,6 +120,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"several at once", "feed:\n  items: 0\ndigest:\n  send_at: 7am\n  timezone: Mars/Olympus\n", nil, []string{"feed.items", "digest.send_at", "digest.timezone"}},
 		{"not yaml", "site: [unclosed\n", nil, []string{"publisher.yaml"}},
 		{"scalar where mapping", "site: hello\n", nil, []string{"site: expected a mapping"}},
+		{"no retry window", "mail:\n  retry_window: 0s\n", nil, []string{"mail.retry_window: must be positive"}},
+		{"no retry wait", "mail:\n  retry_max: 0s\n  retry_base: 0s\n", nil, []string{"mail.retry_max: must be positive", "mail.retry_base: must be positive"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

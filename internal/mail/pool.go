@@ -56,8 +56,11 @@ var errRelaysDown = errors.New("every relay is out of service")
 // whose rate limit has no token left gives its turn to one that has). A relay
 // that fails as a whole (refused or timed-out connections, TLS or AUTH failure,
 // 421, a dropped connection or a lost reply, 5xx to MAIL FROM, or FailAfter 4xx
-// replies in a row) is taken out of service for a cool-down, then given one
-// message on trial: if it goes through, the relay is back.
+// replies or refusals on the sender's side in a row) is taken out of service
+// for a cool-down, then given one message on trial: if it goes through, the
+// relay is back. A message a relay refuses on the sender's side (554 5.7.1
+// relay access denied at RCPT, a size limit) is offered to the other relays
+// at once; refused by all, the last refusal goes back to the caller.
 //
 // A message whose relay failed before it could have been accepted is sent at
 // once through another relay, so a relay going down loses nothing and costs no
@@ -429,6 +432,7 @@ const (
 	neutral  verdict = iota // nothing: the message or our own deadline was at fault
 	answered                // the relay is working: accepted, or refused the recipient
 	busy                    // a 4xx reply: one more of a possible run
+	refuser                 // a 5xx to RCPT or DATA on the sender's side (relay access denied, a policy, the message): one more of a possible run
 	failed                  // the relay failed as a whole
 )
 
@@ -457,6 +461,8 @@ func judge(err error) verdict {
 		return busy
 	case e.Stage == StageMail:
 		return failed // a 5xx to MAIL FROM refuses us, not the reader
+	case CauseOf(err) == CauseSender:
+		return refuser
 	}
 	return answered
 }
@@ -483,7 +489,7 @@ func (p *Pool) give(ctx context.Context, c *conn, err error) (again bool) {
 			r.state, r.outs, r.lastErr = relayUp, 0, nil
 			p.log.Info("relay back in service", "relay", r.Name)
 		}
-	case busy:
+	case busy, refuser:
 		r.streak++
 		if r.state == relayTrial || (r.state == relayUp && r.streak >= p.failAfter) {
 			closing = p.takeOut(r, err)
@@ -500,7 +506,10 @@ func (p *Pool) give(ctx context.Context, c *conn, err error) (again bool) {
 			r.idle = append(r.idle, c.s)
 		}
 	}
-	again = (v == failed || v == busy) && r.state == relayDown && !errors.Is(err, ErrUnknownOutcome)
+	// A refusal on the sender's side may be this relay's alone (its
+	// credentials, its policy, its size limit): the message, refused before
+	// it could be accepted, is offered to the others at once.
+	again = ((v == failed || v == busy) && r.state == relayDown || v == refuser) && !errors.Is(err, ErrUnknownOutcome)
 	p.broadcast()
 	p.mu.Unlock()
 	if len(closing) > 0 {

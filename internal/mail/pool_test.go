@@ -340,6 +340,57 @@ func TestPoolRelayAnswering4xxIsTakenOutAndComesBack(t *testing.T) {
 	}
 }
 
+// A relay that refuses to relay ("554 5.7.1 relay access denied" at RCPT):
+// each message it refuses goes through the other at once, so nothing fails,
+// and after FailAfter refusals in a row it is out of service. A message that
+// every relay refuses (too large for all of them) comes back refused, the
+// sender's problem, and takes no relay out.
+func TestPoolRelayRefusingTheDeskHandsItsShareOver(t *testing.T) {
+	a := smtptest.Start(t, smtptest.Options{Rcpt: func(string) *smtp.SMTPError {
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay access denied"}
+	}})
+	b := smtptest.Start(t, smtptest.Options{})
+	p, logs := newPool(t, PoolConfig{FailAfter: 3}, relayTo(t, a.Port, 1, 0), relayTo(t, b.Port, 1, 0))
+	if d := deliverAll(t, p, 2, 0, 20); len(d.errs) != 0 {
+		t.Fatalf("%d sends failed: %v", len(d.errs), d.errs)
+	}
+	if missed, dup := copies(0, 20, b); missed != 0 || dup != 0 || a.Count() != 0 {
+		t.Fatalf("%d missed, %d duplicates, %d through the refusing relay", missed, dup, a.Count())
+	}
+	if st := p.Status(); st[0].InService || Code(st[0].LastError) != 554 || logs.count("relay out of service") != 1 {
+		t.Fatalf("after three refusals: %+v, %d take-outs", st[0], logs.count("relay out of service"))
+	}
+
+	tooBig := func(rcpt string) *smtp.SMTPError {
+		if rcpt == "reader999@example.net" {
+			return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "message too big for system"}
+		}
+		return nil
+	}
+	c := smtptest.Start(t, smtptest.Options{Rcpt: tooBig})
+	d := smtptest.Start(t, smtptest.Options{Rcpt: tooBig})
+	p, _ = newPool(t, PoolConfig{FailAfter: 3}, relayTo(t, c.Port, 1, 0), relayTo(t, d.Port, 1, 0))
+	s, _ := p.NewSender(context.Background())
+	defer s.Close()
+	for i := range 3 {
+		err := s.Send(context.Background(), sampleMessage(999))
+		if CauseOf(err) != CauseSender || Code(err) != 552 {
+			t.Fatalf("refused by every relay (%d): %v, want the 552 back as the sender's problem", i, err)
+		}
+		// Mail that goes out between its attempts keeps both relays in service.
+		for j := range 2 {
+			if err := s.Send(context.Background(), sampleMessage(2*i+j)); err != nil {
+				t.Fatalf("the next message: %v", err)
+			}
+		}
+	}
+	for _, st := range p.Status() {
+		if !st.InService {
+			t.Errorf("%s taken out by one message's refusals", st.Name)
+		}
+	}
+}
+
 func TestPoolRateLimitIsPerRelay(t *testing.T) {
 	a := smtptest.Start(t, smtptest.Options{})
 	b := smtptest.Start(t, smtptest.Options{})

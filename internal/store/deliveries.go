@@ -206,13 +206,9 @@ func (s *DB) RecordOutcomes(ctx context.Context, fence int64, outcomes []Outcome
 			case OutcomeSent:
 				r, err = stmt("outcome-sent").ExecContext(ctx, o.MessageID, atUS, o.DeliveryID, fence)
 			case OutcomeRetry:
-				refused := 0
-				if o.Refused {
-					refused = 1
-				}
-				r, err = stmt("outcome-retry").ExecContext(ctx, clip(o.Error), toMicros(o.NextAttempt), o.MessageID, atUS, refused, o.DeliveryID, fence)
+				r, err = stmt("outcome-retry").ExecContext(ctx, clip(o.Error), toMicros(o.NextAttempt), o.MessageID, atUS, o.refusals(), o.DeliveryID, fence)
 			case OutcomePermanent, OutcomeGaveUp:
-				r, err = stmt("outcome-failed").ExecContext(ctx, clip(o.Error), o.MessageID, o.DeliveryID, fence)
+				r, err = stmt("outcome-failed").ExecContext(ctx, clip(o.Error), o.MessageID, o.refusals(), o.DeliveryID, fence)
 			case OutcomeSkipped:
 				r, err = stmt("outcome-skipped").ExecContext(ctx, clip(o.Error), o.DeliveryID, fence)
 			default:
@@ -254,6 +250,14 @@ func (s *DB) RecordOutcomes(ctx context.Context, fence int64, outcomes []Outcome
 		return res, fmt.Errorf("record outcomes: %w", errors.Join(bad...))
 	}
 	return res, nil
+}
+
+// refusals is what o adds to its delivery's refusals.
+func (o Outcome) refusals() int {
+	if o.Refused {
+		return 1
+	}
+	return 0
 }
 
 // ReleaseClaims gives up fence's claims on deliveries still pending.

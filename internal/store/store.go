@@ -151,8 +151,8 @@ type Outcome struct {
 	Error        string
 	At           time.Time
 	NextAttempt  time.Time // for OutcomeRetry
-	// Refused (with OutcomeRetry) adds one to the delivery's Refusals: a
-	// refusal on the sender's side that concerns this message.
+	// Refused (with OutcomeRetry or OutcomeGaveUp) adds one to the delivery's
+	// Refusals: a refusal on the sender's side that concerns this message.
 	Refused bool
 }
 

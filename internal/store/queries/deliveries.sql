@@ -47,7 +47,8 @@ UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt = ?,
  WHERE id = ? AND status = 'pending' AND claim_fence = ?
 
 -- name: outcome-failed
-UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = ?, message_id = ?
+UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = ?, message_id = ?,
+       refusals = refusals + ?
  WHERE id = ? AND status = 'pending' AND claim_fence = ?
 
 -- name: outcome-skipped

@@ -95,6 +95,16 @@ func (b *bench) piece(slug, title, date string, topics ...string) {
 // per recipient during it.
 func (b *bench) run() (*Summary, map[string][]string) {
 	b.t.Helper()
+	sum, got, err := b.runErr()
+	if err != nil {
+		b.t.Fatalf("run at %v: %v", b.now, err)
+	}
+	return sum, got
+}
+
+// runErr is run for a cycle that may fail.
+func (b *bench) runErr() (*Summary, map[string][]string, error) {
+	b.t.Helper()
 	before := b.srv.Count()
 	tr, err := mail.NewSMTPTransport(mail.SMTPConfig{Host: "127.0.0.1", Port: b.srv.Port, TLS: "none", ConnectTimeout: 5 * time.Second, SendTimeout: 10 * time.Second})
 	if err != nil {
@@ -105,9 +115,6 @@ func (b *bench) run() (*Summary, map[string][]string) {
 		b.t.Fatal(err)
 	}
 	sum, err := r.Run(context.Background(), Options{})
-	if err != nil {
-		b.t.Fatalf("run at %v: %v", b.now, err)
-	}
 	got := map[string][]string{}
 	for _, m := range b.srv.Messages()[before:] {
 		subject := m.Header().Get("Subject")
@@ -115,7 +122,7 @@ func (b *bench) run() (*Summary, map[string][]string) {
 			got[to] = append(got[to], subject)
 		}
 	}
-	return sum, got
+	return sum, got, err
 }
 
 // lastBody is the raw text of the latest message to rcpt.

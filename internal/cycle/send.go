@@ -23,8 +23,6 @@ const (
 	// maxInRunWait is the longest a run waits for a retry to come due before it
 	// leaves the delivery pending for a later run.
 	maxInRunWait = 2 * time.Minute
-	// maxBackoff caps the exponential retry delay.
-	maxBackoff = 6 * time.Hour
 	// groupWait is how long the ledger holds a small group of outcomes open
 	// for more before committing it: a fraction of one message's time on the
 	// wire.
@@ -69,7 +67,9 @@ func (r *Runner) send(ctx context.Context, lease *heldLease, sum *Summary, piece
 	var (
 		st             store.PendingState
 		elsewhereSince time.Time
+		failed         error
 	)
+	br := newBreaker(r.relayName(), counts.LastSent)
 passes:
 	for lease.ctx.Err() == nil {
 		due := r.now()
@@ -77,9 +77,10 @@ passes:
 			// The first pass takes every pending delivery, whatever its backoff says.
 			due, retryNow = due.Add(100*365*24*time.Hour), false
 		}
-		claimed, err := r.sendPass(lease, sum, byID, bar, due)
+		claimed, err := r.sendPass(lease, sum, byID, bar, due, br)
 		if err != nil {
-			return err
+			failed = err
+			break
 		}
 		if lease.ctx.Err() != nil {
 			break
@@ -123,12 +124,24 @@ passes:
 	if st, err = r.store.PendingState(rctx, lease.Fence()); err == nil {
 		sum.Pending, sum.Elsewhere = int(st.Open), int(st.Elsewhere)
 	}
-	return nil
+	return failed
+}
+
+// relayName is what the breaker's line calls the transport.
+func (r *Runner) relayName() string {
+	switch r.transport.(type) {
+	case *mail.FileTransport:
+		return "the outbox"
+	case *mail.Pool:
+		return "every relay"
+	}
+	return "the relay"
 }
 
 // sendPass streams the due deliveries this sender can claim once through the
-// senders, and says how many it claimed.
-func (r *Runner) sendPass(lease *heldLease, sum *Summary, byID map[string]*content.Piece, bar *progressbar.ProgressBar, due time.Time) (int, error) {
+// senders, and says how many it claimed. It stops early, with the breaker's
+// error, when br trips.
+func (r *Runner) sendPass(lease *heldLease, sum *Summary, byID map[string]*content.Piece, bar *progressbar.ProgressBar, due time.Time, br *breaker) (int, error) {
 	conns := r.cfg.Mail.SMTP.TotalConnections()
 	if r.cfg.Mail.Transport == "file" {
 		conns = 1
@@ -169,7 +182,7 @@ func (r *Runner) sendPass(lease *heldLease, sum *Summary, byID map[string]*conte
 
 	var wg sync.WaitGroup
 	for range conns {
-		wg.Go(func() { r.sender(passCtx, stopPass, lease, jobs, results) })
+		wg.Go(func() { r.sender(passCtx, stopPass, lease, jobs, results, br) })
 	}
 
 	// The producer claims the ledger page by page, renders, and feeds the senders.
@@ -183,7 +196,7 @@ func (r *Runner) sendPass(lease *heldLease, sum *Summary, byID map[string]*conte
 	if prodErr != nil && !errors.Is(prodErr, context.Canceled) {
 		return claimed, prodErr
 	}
-	return claimed, nil
+	return claimed, br.err()
 }
 
 // produce claims the due deliveries page by page and feeds them to the senders.
@@ -249,8 +262,9 @@ func record(results chan<- recorded, o store.Outcome) {
 // the server when the run stops or the lease is lost (or its local time runs
 // out: a process paused past its lease) is not sent at all, and left pending
 // for whoever sends next; one already on the wire is finished, within the
-// send timeout, so the ledger can say what happened.
-func (r *Runner) sender(ctx context.Context, stop context.CancelFunc, lease *heldLease, jobs <-chan job, results chan<- recorded) {
+// send timeout, so the ledger can say what happened. Each result goes to br;
+// when it trips, stop ends the pass.
+func (r *Runner) sender(ctx context.Context, stop context.CancelFunc, lease *heldLease, jobs <-chan job, results chan<- recorded, br *breaker) {
 	var s mail.Sender
 	defer func() {
 		if s != nil {
@@ -258,6 +272,7 @@ func (r *Runner) sender(ctx context.Context, stop context.CancelFunc, lease *hel
 		}
 	}()
 	timeout := r.cfg.Mail.SMTP.SendTimeout + r.cfg.Mail.SMTP.ConnectTimeout
+	dialFailures := 0 // connection attempts failed in a row on this sender
 	for j := range jobs {
 		if ctx.Err() != nil || lease.Err() != nil {
 			continue // stopped: leave it pending
@@ -282,7 +297,12 @@ func (r *Runner) sender(ctx context.Context, stop context.CancelFunc, lease *hel
 			}
 			continue
 		}
-		o := r.outcome(j, err)
+		// Judged before this result counts toward the breaker: whether the
+		// relay was delivering when this message failed.
+		o := r.outcome(j, err, br)
+		if br.observe(err) {
+			stop()
+		}
 		if err != nil && mail.Classify(err) == mail.Temporary && s != nil {
 			// The connection may be what failed; start the next message on a fresh one.
 			_ = s.Close()
@@ -293,53 +313,99 @@ func (r *Runner) sender(ctx context.Context, stop context.CancelFunc, lease *hel
 		if err := <-ack; err != nil {
 			stop()
 		}
+		if stageOf(err) == mail.StageDial && judge(err) == unreached {
+			dialFailures++
+			pause := min(dialPause<<min(dialFailures-1, 16), maxDialPause)
+			select {
+			case <-ctx.Done():
+			case <-time.After(pause):
+			}
+		} else {
+			dialFailures = 0
+		}
 	}
 }
 
-// outcome classifies one attempt's result.
-func (r *Runner) outcome(j job, err error) store.Outcome {
+// outcome decides what one attempt's result does to the delivery, by whose
+// problem it is (mail.CauseOf). The reader's hard bounce fails it and counts
+// toward the bounce limit. Everything else keeps it pending, retried with
+// backoff: a temporary failure or a soft bounce until its retry window has
+// passed, a refusal on the sender's side (policy, relay, authentication, the
+// message) until it has been refused max_attempts times. Neither limit is
+// spent while the relay delivers nothing to anyone (see breaker.works): a
+// relay that is down or refuses the desk costs no delivery anything, and the
+// digest goes out once it is fixed.
+func (r *Runner) outcome(j job, err error, br *breaker) store.Outcome {
 	now := r.now()
 	o := store.Outcome{DeliveryID: j.d.ID, SubscriberID: j.d.SubscriberID, At: now, MessageID: j.msg.MessageID}
-	attempt := j.d.Attempts + 1
-	switch {
-	case err == nil:
+	if err == nil {
 		o.Kind = store.OutcomeSent
-	case errors.Is(err, mail.ErrInvalidMessage):
+		return o
+	}
+	o.Error = err.Error()
+	if errors.Is(err, mail.ErrInvalidMessage) {
 		// Retrying cannot mend a message that cannot be built.
 		o.Kind = store.OutcomeGaveUp
-		o.Error = err.Error()
 		r.log.Error("message cannot be built", "to", j.d.Email, "err", err)
-	case mail.RecipientRefused(err):
+		return o
+	}
+	attempt := j.d.Attempts + 1
+	cause := mail.CauseOf(err)
+	if cause == mail.CauseHardBounce {
 		o.Kind = store.OutcomePermanent
-		o.Error = err.Error()
-		r.log.Warn("permanent failure", "to", j.d.Email, "err", err)
-	case mail.Classify(err) == mail.Permanent && attempt < r.cfg.Mail.MaxAttempts:
-		// A 5xx that refuses us rather than the reader (MAIL FROM, say) is a
-		// problem of configuration: keep the delivery for a run after the fix.
-		o.Kind = store.OutcomeRetry
-		o.Error = err.Error()
-		o.NextAttempt = now.Add(backoff(r.cfg.Mail.RetryBase, j.d.Attempts))
-		r.log.Error("the server refused the message, not the recipient; check mail.from and the relay", "to", j.d.Email, "err", err)
-	case attempt >= r.cfg.Mail.MaxAttempts:
+		r.log.Warn("hard bounce: the reader's mailbox refused for good", "to", j.d.Email, "err", err)
+		return o
+	}
+	o.Kind = store.OutcomeRetry
+	o.NextAttempt = now.Add(r.backoff(j.d.Attempts))
+	// Whether this failure can be the delivery's own: the relay has delivered
+	// other mail since the delivery began failing, and is not failing now.
+	own := br.works(j.d.FailingSince)
+	if cause == mail.CauseSender {
+		if !own {
+			// Most likely the relay refuses every message: the breaker will say
+			// so. Nothing is charged, and the delivery is due again soon.
+			r.log.Error("the relay refused the message on the sender's side (not the reader's): check mail.from and the relay settings", "to", j.d.Email, "err", err)
+		} else {
+			// The relay takes other mail: this refusal concerns this message
+			// (too large, its content, a domain that refuses the desk). A later
+			// run tries again, up to max_attempts refusals.
+			o.Refused = true
+			o.NextAttempt = now.Add(r.retryMax())
+			if j.d.Refusals+1 >= r.cfg.Mail.MaxAttempts {
+				o.Kind = store.OutcomeGaveUp
+				r.log.Warn("giving up after refusals on the sender's side (the reader is not suppressed)", "to", j.d.Email, "refusals", j.d.Refusals+1, "err", err)
+				return o
+			}
+			r.log.Warn("refused on the sender's side; a later run tries again", "to", j.d.Email, "refusals", j.d.Refusals+1, "at", o.NextAttempt, "err", err)
+			return o
+		}
+	}
+	if since := j.d.FailingSince; own && !since.IsZero() && now.Sub(since) >= r.cfg.Mail.RetryWindow {
 		o.Kind = store.OutcomeGaveUp
-		o.Error = err.Error()
-		r.log.Warn("giving up after temporary failures", "to", j.d.Email, "attempts", attempt, "err", err)
-	default:
-		o.Kind = store.OutcomeRetry
-		o.Error = err.Error()
-		o.NextAttempt = now.Add(backoff(r.cfg.Mail.RetryBase, j.d.Attempts))
-		r.log.Info("temporary failure, will retry", "to", j.d.Email, "attempt", attempt, "at", o.NextAttempt, "err", err)
+		r.log.Warn("giving up: still failing after mail.retry_window while other mail went out", "to", j.d.Email, "failing_since", since, "attempts", attempt, "err", err)
+		return o
+	}
+	if cause != mail.CauseSender {
+		r.log.Info("temporary failure, will retry", "to", j.d.Email, "attempt", attempt, "at", o.NextAttempt, "cause", cause, "err", err)
 	}
 	return o
 }
 
-// backoff is base doubled per earlier attempt, capped.
-func backoff(base time.Duration, earlier int) time.Duration {
-	d := base
-	for i := 0; i < earlier && d < maxBackoff; i++ {
+// retryMax is the longest wait between two attempts: mail.retry_max, and
+// never less than mail.retry_base (a file written before retry_max existed
+// may set a longer base).
+func (r *Runner) retryMax() time.Duration {
+	return max(r.cfg.Mail.RetryMax, r.cfg.Mail.RetryBase)
+}
+
+// backoff is mail.retry_base doubled per earlier attempt, capped at retryMax.
+func (r *Runner) backoff(earlier int) time.Duration {
+	d, ceiling := r.cfg.Mail.RetryBase, r.retryMax()
+	for i := 0; i < earlier && d < ceiling; i++ {
 		d *= 2
 	}
-	return min(d, maxBackoff)
+	return min(d, ceiling)
 }
 
 // ledger commits outcomes in groups, under the lease's fence, and

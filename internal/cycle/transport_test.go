@@ -2,6 +2,7 @@ package cycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -87,5 +88,36 @@ func TestRunOverTwoRelaysOneRefusing(t *testing.T) {
 	}
 	if good.MaxOpen() > 2 {
 		t.Errorf("%d connections open at once to a relay allowed 2", good.MaxOpen())
+	}
+}
+
+// Every relay refusing to relay: each message is offered to both, both
+// refuse, and the breaker stops the run naming the refusal; nobody is charged.
+func TestRunOverRelaysThatAllRefuse(t *testing.T) {
+	b := newBench(t, vilnius(t, "2026-11-02 09:00"))
+	b.cfg.Mail.Transport = "smtp"
+	b.cfg.Mail.BounceLimit, b.cfg.Mail.MaxAttempts = 1, 1
+	b.cfg.Mail.RetryBase = time.Hour
+	denied := smtptest.Options{Rcpt: func(string) *smtpError {
+		return &smtpError{Code: 554, EnhancedCode: [3]int{5, 7, 1}, Message: "relay access denied"}
+	}}
+	var relays []*smtptest.Server
+	for range 2 {
+		srv := smtptest.Start(t, denied)
+		relays = append(relays, srv)
+		b.cfg.Mail.SMTP.Relays = append(b.cfg.Mail.SMTP.Relays, config.Relay{Host: "127.0.0.1", Port: srv.Port, TLS: "none", Connections: 2})
+	}
+	b.piece("grid-sync", "Grid synchronisation", "2026-11-02", "energy")
+	b.listOf(30)
+	r, err := New(Deps{Config: b.cfg, Store: b.store, Templates: templates.Embedded(), Now: func() time.Time { return b.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := r.Run(context.Background(), Options{})
+	if !errors.Is(err, ErrSendingStopped) || !strings.Contains(err.Error(), "every relay refused every message") || !strings.Contains(err.Error(), "554 5.7.1 relay access denied") {
+		t.Fatalf("err = %v", err)
+	}
+	if sum.Failed != 0 || sum.Suppressed != 0 || sum.Pending != 30 || relays[0].Count()+relays[1].Count() != 0 {
+		t.Fatalf("summary %s", sum)
 	}
 }

@@ -1,0 +1,186 @@
+package cycle
+
+import (
+	"errors"
+	"fmt"
+	"net/textproto"
+	"strings"
+	"sync"
+	"time"
+
+	"publisher/internal/mail"
+)
+
+// The circuit breaker's thresholds. A failure that concerns the relay rather
+// than one reader (the relay refusing the desk, or no answer at all) counts
+// toward a streak that a message accepted ends. breakerSample refusals in a
+// row stop the send at once: a relay that says no to ten messages running and
+// yes to none is refusing the desk. Failures without an answer (connections
+// refused, timing out or dropped) stop it only once they have also gone on for
+// breakerSpan, so that a relay restarting, or a connection lost now and then,
+// does not.
+const (
+	breakerSample = 10
+	breakerSpan   = 5 * time.Second
+	// dialPause is how long a sender waits after a connection attempt failed,
+	// doubling for each failure in a row up to maxDialPause: a dead relay is
+	// not hammered, and its streak takes seconds, not the whole list, to grow.
+	dialPause    = 100 * time.Millisecond
+	maxDialPause = 2 * time.Second
+)
+
+// ErrSendingStopped is what a run stopped by the circuit breaker returns.
+var ErrSendingStopped = errors.New("sending stopped")
+
+// verdict is what one attempt says about the relay as a whole.
+type verdict int
+
+const (
+	neutral   verdict = iota // about one reader or message, or no attempt at all
+	accepted                 // the relay took a message
+	refused                  // the relay answered, refusing the desk's side
+	unreached                // no answer: refused, timed-out or dropped connection, 421
+)
+
+// judge reads an attempt's result for what it says about the relay.
+func judge(err error) verdict {
+	switch {
+	case err == nil:
+		return accepted
+	case mail.NotSent(err), errors.Is(err, mail.ErrInvalidMessage):
+		return neutral
+	}
+	code := mail.Code(err)
+	switch mail.CauseOf(err) {
+	case mail.CauseSender:
+		return refused
+	case mail.CauseTemporary:
+		if code == 0 || code == 421 {
+			return unreached
+		}
+		switch stageOf(err) {
+		case mail.StageDial, mail.StageMail:
+			// A 4xx greeting, AUTH or MAIL FROM: the relay will not take
+			// anything from the desk for now (a sending quota, say).
+			return refused
+		}
+	}
+	// The reader's hard or soft bounce, or a 4xx about one recipient
+	// (greylisting): the relay is answering for each reader.
+	return neutral
+}
+
+// stageOf is where err happened, or "" when it does not say.
+func stageOf(err error) mail.Stage {
+	var e *mail.Error
+	if errors.As(err, &e) {
+		return e.Stage
+	}
+	return ""
+}
+
+// breaker watches one run's attempts and stops the send when most of them
+// fail the same way, as a whole relay failing does: every message refused on
+// the sender's side (relay access denied, a policy or authentication refusal,
+// a message too large for the relay), or no connection getting through. Then
+// nothing is charged to anyone: the refusals that tripped it count toward no
+// delivery's limit and no reader's bounces, and the deliveries stay pending.
+// With several relays, the pool moves a failing relay's messages to the
+// others, so only every relay failing at once reaches the breaker.
+//
+// It also says whether the relay is delivering (see works), which a failure
+// must show before it may use up a delivery's retries.
+type breaker struct {
+	clock    func() time.Time // wall clock: the run's clock may stand still in tests
+	what     string           // "the relay", "every relay", "the outbox"
+	lastSent time.Time        // when the ledger last recorded a message accepted, before this run
+
+	mu       sync.Mutex
+	accepted int       // messages accepted in this run
+	streak   int       // failures about the relay in a row, nothing accepted between
+	answers  int       // of which the relay answered (refused)
+	since    time.Time // the streak's first failure
+	last     error     // the streak's last failure
+	answer   error     // and its last refusal
+	tripped  error
+}
+
+func newBreaker(what string, lastSent time.Time) *breaker {
+	return &breaker{clock: time.Now, what: what, lastSent: lastSent}
+}
+
+// observe counts one attempt's result and reports whether the breaker has
+// tripped (now or before).
+func (b *breaker) observe(err error) bool {
+	v := judge(err)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch v {
+	case accepted:
+		b.accepted++
+		b.streak, b.answers = 0, 0
+	case refused, unreached:
+		now := b.clock()
+		if b.streak == 0 {
+			b.since = now
+		}
+		b.streak++
+		if v == refused {
+			b.answers++
+			b.answer = err
+		}
+		b.last = err
+		if b.tripped == nil && (b.answers >= breakerSample || (b.streak >= breakerSample && now.Sub(b.since) >= breakerSpan)) {
+			b.tripped = b.describe(now)
+		}
+	}
+	return b.tripped != nil
+}
+
+// describe is the one line that says why the send stopped. Called with b.mu held.
+func (b *breaker) describe(now time.Time) error {
+	const after = "nobody was suppressed and the deliveries stay pending"
+	if b.answers >= breakerSample || 2*b.answers >= b.streak {
+		return fmt.Errorf("%w: %s refused every message (%d in a row, none accepted): %s; %s; fix the relay settings (mail.smtp, mail.from) and run again",
+			ErrSendingStopped, b.what, b.streak, reply(b.answer), after)
+	}
+	verb := "could not be reached"
+	if b.what == "the outbox" {
+		verb = "could not be written"
+	}
+	return fmt.Errorf("%w: %s %s for %s (%d attempts in a row): %s; %s, for a later run (check mail.smtp if this goes on)",
+		ErrSendingStopped, b.what, verb, now.Sub(b.since).Round(100*time.Millisecond), b.streak, reply(b.last), after)
+}
+
+// err is why the breaker stopped the send, or nil.
+func (b *breaker) err() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.tripped
+}
+
+// works reports whether the relay has shown that it delivers since a
+// delivery began failing at since (zero: it has not failed before), in this
+// run or by the ledger's last acceptance, with no run of relay failures going
+// on now: only then is the delivery's failure its own, to be counted toward
+// its limits. Time in which the relay delivered nothing to anyone spends
+// nobody's retries, and a relay refusing every message charges nobody.
+func (b *breaker) works(since time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.streak == 0 && (b.accepted > 0 || (!b.lastSent.IsZero() && !b.lastSent.Before(since)))
+}
+
+// reply is the server's answer err carries ("554 5.7.1 relay access
+// denied"), or what went wrong when there was none.
+func reply(err error) string {
+	var tp *textproto.Error
+	if errors.As(err, &tp) {
+		return strings.Join(strings.Fields(fmt.Sprintf("%d %s", tp.Code, tp.Msg)), " ")
+	}
+	var e *mail.Error
+	if errors.As(err, &e) && e.Err != nil {
+		return e.Err.Error()
+	}
+	return err.Error()
+}

@@ -237,14 +237,15 @@ func TestSMTPRefusalsKeepTheConnectionInStep(t *testing.T) {
 				to    string
 				class Class
 				code  int
-			}{{"gone@example.net", Permanent, 550}, {"busy@example.net", Temporary, 451}} {
+				cause Cause
+			}{{"gone@example.net", Permanent, 550, CauseHardBounce}, {"busy@example.net", Temporary, 451, CauseTemporary}} {
 				err := send(refused.to)
 				var e *Error
 				if !errors.As(err, &e) || e.Stage != StageRcpt || e.Class != refused.class || e.Code != refused.code {
 					t.Fatalf("%s: %v, want a %v RCPT error %d", refused.to, err, refused.class, refused.code)
 				}
-				if !RecipientRefused(err) && refused.class == Permanent {
-					t.Errorf("%s: not counted as a refused recipient", refused.to)
+				if CauseOf(err) != refused.cause {
+					t.Errorf("%s: cause %v, want %v", refused.to, CauseOf(err), refused.cause)
 				}
 				if err := send("ok@example.net"); err != nil {
 					t.Fatalf("good message after refusing %s: %v", refused.to, err)
@@ -283,7 +284,7 @@ func TestSMTPPipelinedRefusedSenderIsAMailStageError(t *testing.T) {
 	s := newSender(t, scriptTransport(t, ss.port))
 	err := s.Send(context.Background(), sampleMessage(1))
 	var e *Error
-	if !errors.As(err, &e) || e.Stage != StageMail || e.Code != 553 || e.Class != Permanent || RecipientRefused(err) {
+	if !errors.As(err, &e) || e.Stage != StageMail || e.Code != 553 || e.Class != Permanent || CauseOf(err) != CauseSender {
 		t.Fatalf("%v: want a permanent MAIL error 553 that is not the recipient's", err)
 	}
 	if err := s.Close(); err != nil {

@@ -505,22 +505,3 @@ func TestClassifyPlainErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestRecipientRefusedOnlyForRecipientStages(t *testing.T) {
-	cases := []struct {
-		err  error
-		want bool
-	}{
-		{&Error{Stage: StageRcpt, Class: Permanent, Code: 550}, true},
-		{&Error{Stage: StageData, Class: Permanent, Code: 554}, true},
-		{&Error{Stage: StageMail, Class: Permanent, Code: 550}, false},
-		{&Error{Stage: StageRcpt, Class: Temporary, Code: 451}, false},
-		{&Error{Stage: StageBuild, Class: Permanent}, false},
-		{errors.New("plain"), false},
-	}
-	for _, c := range cases {
-		if got := RecipientRefused(c.err); got != c.want {
-			t.Errorf("RecipientRefused(%v) = %v, want %v", c.err, got, c.want)
-		}
-	}
-}

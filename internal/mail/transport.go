@@ -211,14 +211,3 @@ func (l *limitedSender) Send(ctx context.Context, m *Message) error {
 }
 
 func (l *limitedSender) Close() error { return l.next.Close() }
-
-// RecipientRefused reports whether err is a permanent refusal of the recipient or
-// of the message (a 5xx to RCPT TO or DATA): the kind that counts toward the bounce
-// limit. A 5xx to MAIL FROM refuses the sender, not the reader, and must not.
-func RecipientRefused(err error) bool {
-	var e *Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	return e.Class == Permanent && (e.Stage == StageRcpt || e.Stage == StageData)
-}

@@ -122,7 +122,7 @@ func TestRunSendsPersonalisedDigestsOverSMTP(t *testing.T) {
 	if _, err := h.Date(); err != nil {
 		t.Errorf("Date: %v", err)
 	}
-	if id := h.Get("Message-ID"); !regexp.MustCompile(`^<digest-\d+-\d+@desk\.example\.org>$`).MatchString(id) {
+	if id := h.Get("Message-ID"); !regexp.MustCompile(`^<digest\.[a-z2-7]{32}@desk\.example\.org>$`).MatchString(id) {
 		t.Errorf("Message-ID = %q", id)
 	}
 	if lid := h.Get("List-Id"); !strings.Contains(lid, "<digest.desk.example.org>") {

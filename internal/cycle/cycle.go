@@ -52,6 +52,8 @@ type Runner struct {
 	renderer  *digest.Renderer
 	// topics is the topic list of the pieces last loaded, read by HTTP handlers.
 	topics atomic.Pointer[[]string]
+	// install is the installation's id, once read from the store.
+	install atomic.Pointer[string]
 }
 
 // Signer signs the links in emails; the HTTP side verifies them with the same one.

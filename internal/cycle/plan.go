@@ -81,6 +81,10 @@ func (r *Runner) plan(ctx context.Context, lease *heldLease, sum *Summary, piece
 // the store count as subscribers joining now.
 func (r *Runner) dryRun(ctx context.Context, sum *Summary, pieces []content.Piece) error {
 	now := r.now()
+	installation, err := r.installationID(ctx, false)
+	if err != nil {
+		return err
+	}
 	byFirstSeen := piecesByFirstSeen(pieces)
 	consider := func(s store.Subscriber) error {
 		ds := digestSubscriber(s)
@@ -91,7 +95,7 @@ func (r *Runner) dryRun(ctx context.Context, sum *Summary, pieces []content.Piec
 		if len(items) == 0 {
 			return nil
 		}
-		msg, err := r.message(0, s.ID, s.Email, s.Name, items, now)
+		msg, err := r.message(messageID(installation, 0, s.ID, now, r.domain), s.ID, s.Email, s.Name, items, now)
 		if err != nil {
 			return err
 		}
@@ -158,7 +162,11 @@ func (r *Runner) Preview(ctx context.Context, email string, w io.Writer) error {
 	if len(items) == 0 {
 		return fmt.Errorf("nothing new for %s: no digest would be sent", email)
 	}
-	msg, err := r.message(0, s.ID, s.Email, s.Name, items, now)
+	installation, err := r.installationID(ctx, false)
+	if err != nil {
+		return err
+	}
+	msg, err := r.message(messageID(installation, 0, s.ID, now, r.domain), s.ID, s.Email, s.Name, items, now)
 	if err != nil {
 		return err
 	}

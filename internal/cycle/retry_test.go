@@ -37,11 +37,12 @@ func (b *bench) refuse(who func(string) bool, code int, enhanced [3]int, text st
 	}})
 }
 
-// delivery is the ledger row of one address's latest delivery.
+// ledgerRow is the ledger row of one address's latest delivery.
 type ledgerRow struct {
-	status, lastError         string
-	attempts, refusals        int
-	failingSince, nextAttempt int64
+	status, lastError, messageID string
+	digestID                     int64
+	attempts, refusals           int
+	failingSince, nextAttempt    int64
 }
 
 func (b *bench) delivery(email string) ledgerRow {
@@ -52,9 +53,9 @@ func (b *bench) delivery(email string) ledgerRow {
 	}
 	defer db.Close()
 	var r ledgerRow
-	err = db.QueryRow(`SELECT d.status, d.last_error, d.attempts, d.refusals, d.failing_since, d.next_attempt
+	err = db.QueryRow(`SELECT d.status, d.last_error, d.message_id, d.digest_id, d.attempts, d.refusals, d.failing_since, d.next_attempt
 		FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = ? ORDER BY d.id DESC LIMIT 1`, email).
-		Scan(&r.status, &r.lastError, &r.attempts, &r.refusals, &r.failingSince, &r.nextAttempt)
+		Scan(&r.status, &r.lastError, &r.messageID, &r.digestID, &r.attempts, &r.refusals, &r.failingSince, &r.nextAttempt)
 	if err != nil {
 		b.t.Fatalf("delivery of %s: %v", email, err)
 	}

@@ -201,6 +201,10 @@ func (r *Runner) sendPass(lease *heldLease, sum *Summary, byID map[string]*conte
 
 // produce claims the due deliveries page by page and feeds them to the senders.
 func (r *Runner) produce(ctx context.Context, lease *heldLease, jobs chan<- job, results chan<- recorded, byID map[string]*content.Piece, due time.Time) (claimed int, err error) {
+	installation, err := r.installationID(ctx, true)
+	if err != nil {
+		return 0, err
+	}
 	var after int64
 	for {
 		if ctx.Err() != nil {
@@ -234,7 +238,7 @@ func (r *Runner) produce(ctx context.Context, lease *heldLease, jobs chan<- job,
 				record(results, store.Outcome{DeliveryID: d.ID, SubscriberID: d.SubscriberID, Kind: store.OutcomeSkipped, Error: "its pieces were withdrawn", At: r.now()})
 				continue
 			}
-			msg, err := r.message(d.DigestID, d.SubscriberID, d.Email, d.Name, items, r.now())
+			msg, err := r.message(messageID(installation, d.DigestID, d.SubscriberID, d.CreatedAt, r.domain), d.SubscriberID, d.Email, d.Name, items, r.now())
 			if err != nil {
 				// A message we cannot build (a name with control characters slipped into
 				// the store, say) fails alone; the others go on.
@@ -507,8 +511,8 @@ func gather(results <-chan recorded, batch []recorded, target int, timer *time.T
 	return batch
 }
 
-// message builds the digest email for one subscriber.
-func (r *Runner) message(digestID, subscriberID int64, email, name string, items []content.Piece, now time.Time) (*mail.Message, error) {
+// message builds the digest email for one subscriber, with the Message-ID id.
+func (r *Runner) message(id string, subscriberID int64, email, name string, items []content.Piece, now time.Time) (*mail.Message, error) {
 	base := r.cfg.Site.BaseURL
 	unsub := base + "unsubscribe?token=" + url.QueryEscape(r.signer.Sign("unsubscribe", subscriberID, time.Time{}))
 	prefs := base + "preferences?token=" + url.QueryEscape(r.signer.Sign("preferences", subscriberID, time.Time{}))
@@ -522,7 +526,7 @@ func (r *Runner) message(digestID, subscriberID int64, email, name string, items
 		ReplyTo:           r.replyTo,
 		Subject:           out.Subject,
 		Date:              now,
-		MessageID:         fmt.Sprintf("digest-%d-%d@%s", digestID, subscriberID, r.domain),
+		MessageID:         id,
 		ListID:            r.listID,
 		UnsubscribeURL:    unsub,
 		UnsubscribeMailto: "mailto:" + r.mailto + "?subject=unsubscribe",

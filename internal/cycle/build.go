@@ -144,8 +144,13 @@ func (r *Runner) Render(pieces []content.Piece, emit func(output.File)) error {
 	}
 	feeds := make(chan rendered, 1)
 	go func() {
-		files, err := feed.Render(opts, pieces)
-		feeds <- rendered{files, err}
+		var (
+			files []output.File
+			err   error
+		)
+		defer func() { feeds <- rendered{files, err} }()
+		defer r.recovered("the feed renderer", &err)
+		files, err = feed.Render(opts, pieces)
 	}()
 	pages := 0
 	siteErr := r.site.RenderTo(pieces, func(f output.File) {

@@ -215,8 +215,13 @@ func (r *Runner) firstSeenFingerprint(ctx context.Context) (string, time.Time, e
 func (r *Runner) snapshotOutput() <-chan outputSnapshot {
 	ch := make(chan outputSnapshot, 1)
 	go func() {
-		snap, err := output.Snapshot(r.cfg.Output.Dir)
-		ch <- outputSnapshot{snap, err}
+		var (
+			snap string
+			err  error
+		)
+		defer func() { ch <- outputSnapshot{snap, err} }()
+		defer r.recovered("the output snapshot", &err)
+		snap, err = output.Snapshot(r.cfg.Output.Dir)
 	}()
 	return ch
 }

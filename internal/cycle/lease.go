@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -163,6 +164,13 @@ func (h *heldLease) lose(why error) {
 // deadline passes.
 func (h *heldLease) heartbeat() {
 	defer close(h.done)
+	defer func() {
+		// A renewal that panics loses the lease: the run stops, the process lives.
+		if v := recover(); v != nil {
+			h.log.Error("renewing the lease panicked; stopping", "panic", v, "stack", string(debug.Stack()))
+			h.lose(fmt.Errorf("renewing it %w: %v", ErrPanicked, v))
+		}
+	}()
 	beat := time.NewTicker(h.ttl / 3)
 	defer beat.Stop()
 	for {

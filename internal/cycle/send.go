@@ -1,9 +1,11 @@
 package cycle
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"sync"
 	"time"
@@ -57,10 +59,7 @@ func (r *Runner) send(ctx context.Context, lease *heldLease, sum *Summary, piece
 	}
 	var bar *progressbar.ProgressBar
 	if r.progress != nil && counts.Pending > 0 {
-		bar = progressbar.NewOptions64(counts.Pending,
-			progressbar.OptionSetWriter(r.progress), progressbar.OptionSetDescription("sending"),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("msg"),
-			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		bar = newSendBar(r.progress, counts.Pending)
 		defer func() { _ = bar.Finish() }()
 	}
 
@@ -138,6 +137,18 @@ func (r *Runner) relayName() string {
 	return "the relay"
 }
 
+// newSendBar is the progress bar of a send of total messages, drawn on w.
+// Its clock starts now: left to start at the first message, the bar would
+// divide that one message by the microseconds since, and show a first rate
+// of millions a second.
+func newSendBar(w io.Writer, total int64) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("sending"),
+		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("msg"),
+		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetRenderBlankState(true))
+}
+
 // sendPass streams the due deliveries this sender can claim once through the
 // senders, and says how many it claimed. It stops early, with the breaker's
 // error, when br trips.
@@ -180,9 +191,26 @@ func (r *Runner) sendPass(lease *heldLease, sum *Summary, byID map[string]*conte
 		ledgerErr <- r.ledger(lease, results, note, sum, conns)
 	}()
 
+	// A sender that panics stops the pass; the message it held stays pending.
+	var (
+		mu      sync.Mutex
+		crashed error
+	)
 	var wg sync.WaitGroup
 	for range conns {
-		wg.Go(func() { r.sender(passCtx, stopPass, lease, jobs, results, br) })
+		wg.Go(func() {
+			var err error
+			defer func() {
+				if err != nil {
+					mu.Lock()
+					crashed = cmp.Or(crashed, err)
+					mu.Unlock()
+					stopPass()
+				}
+			}()
+			defer r.recovered("a sender", &err)
+			r.sender(passCtx, stopPass, lease, jobs, results, br)
+		})
 	}
 
 	// The producer claims the ledger page by page, renders, and feeds the senders.
@@ -193,6 +221,9 @@ func (r *Runner) sendPass(lease *heldLease, sum *Summary, byID map[string]*conte
 	if err := <-ledgerErr; err != nil {
 		return claimed, err
 	}
+	if crashed != nil {
+		return claimed, crashed
+	}
 	if prodErr != nil && !errors.Is(prodErr, context.Canceled) {
 		return claimed, prodErr
 	}
@@ -201,6 +232,7 @@ func (r *Runner) sendPass(lease *heldLease, sum *Summary, byID map[string]*conte
 
 // produce claims the due deliveries page by page and feeds them to the senders.
 func (r *Runner) produce(ctx context.Context, lease *heldLease, jobs chan<- job, results chan<- recorded, byID map[string]*content.Piece, due time.Time) (claimed int, err error) {
+	defer r.recovered("the producer", &err)
 	installation, err := r.installationID(ctx, true)
 	if err != nil {
 		return 0, err
@@ -433,34 +465,10 @@ func (r *Runner) ledger(lease *heldLease, results <-chan recorded, note func(sto
 			for _, rec := range batch {
 				outs = append(outs, rec.out)
 			}
-			// A fresh context: outcomes of messages already accepted must be recorded
-			// even when the run is being stopped.
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			res, err := r.store.RecordOutcomes(ctx, lease.Fence(), outs, r.cfg.Mail.BounceLimit)
-			cancel()
-			if err != nil {
-				failed = fmt.Errorf("record outcomes: %w", err)
-				r.log.Error("ledger write failed; stopping the send", "err", err)
-			} else {
-				fenced := make(map[int64]bool, len(res.Fenced))
-				for _, id := range res.Fenced {
-					fenced[id] = true
-				}
-				for _, o := range outs {
-					if !fenced[o.DeliveryID] {
-						note(o)
-					}
-				}
-				if len(res.Fenced) > 0 {
-					r.log.Error("another sender took over deliveries this one held; stopping", "deliveries", len(res.Fenced), "fence", lease.Fence())
-					lease.lose(fmt.Errorf("%d deliveries were taken over by another sender", len(res.Fenced)))
-				}
-				sum.Suppressed += len(res.Suppressed)
-				for _, id := range res.Suppressed {
-					r.log.Warn("address suppressed after hard failures", "subscriber", id)
-				}
-			}
+			failed = r.commit(lease, outs, note, sum)
 		}
+		// After a failure (a panic included) every outcome still coming is
+		// answered with it, so no sender waits for ever.
 		for _, rec := range batch {
 			if rec.ack != nil {
 				rec.ack <- failed
@@ -468,6 +476,38 @@ func (r *Runner) ledger(lease *heldLease, results <-chan recorded, note func(sto
 		}
 	}
 	return failed
+}
+
+// commit records one group of outcomes under the lease's fence.
+func (r *Runner) commit(lease *heldLease, outs []store.Outcome, note func(store.Outcome), sum *Summary) (err error) {
+	defer r.recovered("the ledger", &err)
+	// A fresh context: outcomes of messages already accepted must be recorded
+	// even when the run is being stopped.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	res, err := r.store.RecordOutcomes(ctx, lease.Fence(), outs, r.cfg.Mail.BounceLimit)
+	cancel()
+	if err != nil {
+		r.log.Error("ledger write failed; stopping the send", "err", err)
+		return fmt.Errorf("record outcomes: %w", err)
+	}
+	fenced := make(map[int64]bool, len(res.Fenced))
+	for _, id := range res.Fenced {
+		fenced[id] = true
+	}
+	for _, o := range outs {
+		if !fenced[o.DeliveryID] {
+			note(o)
+		}
+	}
+	if len(res.Fenced) > 0 {
+		r.log.Error("another sender took over deliveries this one held; stopping", "deliveries", len(res.Fenced), "fence", lease.Fence())
+		lease.lose(fmt.Errorf("%d deliveries were taken over by another sender", len(res.Fenced)))
+	}
+	sum.Suppressed += len(res.Suppressed)
+	for _, id := range res.Suppressed {
+		r.log.Warn("address suppressed after hard failures", "subscriber", id)
+	}
+	return nil
 }
 
 // gather adds to batch the outcomes already waiting and, while it holds

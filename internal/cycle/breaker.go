@@ -23,8 +23,9 @@ const (
 	breakerSample = 10
 	breakerSpan   = 5 * time.Second
 	// dialPause is how long a sender waits after a connection attempt failed,
-	// doubling for each failure in a row up to maxDialPause: a dead relay is
-	// not hammered, and its streak takes seconds, not the whole list, to grow.
+	// doubling for each such failure in a row (any sender's, in any pass of
+	// the run) up to maxDialPause: a dead relay is not hammered, and its
+	// streak takes seconds, not the whole list, to grow.
 	dialPause    = 100 * time.Millisecond
 	maxDialPause = 2 * time.Second
 )
@@ -103,6 +104,8 @@ type breaker struct {
 	last     error     // the streak's last failure
 	answer   error     // and its last refusal
 	tripped  error
+	dials    int       // connection attempts failed in a row since a message was accepted
+	nextDial time.Time // no connection attempt before then
 }
 
 func newBreaker(what string, lastSent time.Time) *breaker {
@@ -118,7 +121,7 @@ func (b *breaker) observe(err error) bool {
 	switch v {
 	case accepted:
 		b.accepted++
-		b.streak, b.answers = 0, 0
+		b.streak, b.answers, b.dials, b.nextDial = 0, 0, 0, time.Time{}
 	case refused, unreached:
 		now := b.clock()
 		if b.streak == 0 {
@@ -135,6 +138,26 @@ func (b *breaker) observe(err error) bool {
 		}
 	}
 	return b.tripped != nil
+}
+
+// noteDial counts a connection attempt that failed: the next may be made
+// dialPause later, doubled for each one before it since a message was
+// accepted, up to maxDialPause.
+func (b *breaker) noteDial(err error) {
+	if stageOf(err) != mail.StageDial || judge(err) != unreached {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.dials++
+	b.nextDial = b.clock().Add(min(dialPause<<min(b.dials-1, 16), maxDialPause))
+}
+
+// dialWait is how long a sender must wait before it tries to connect.
+func (b *breaker) dialWait() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return max(b.nextDial.Sub(b.clock()), 0)
 }
 
 // describe is the one line that says why the send stopped. Called with b.mu held.

@@ -197,3 +197,36 @@ func TestBreakerWorksOnlyWhenTheRelayDelivers(t *testing.T) {
 		t.Error("nothing ever accepted, yet charged")
 	}
 }
+
+// After each failed connection attempt the next waits, longer for each one in
+// a row (whichever sender met it), until a message is accepted.
+func TestBreakerPacesFailedConnections(t *testing.T) {
+	b, now := testBreaker(time.Time{})
+	var got []time.Duration
+	for range 7 {
+		b.noteDial(connRefused)
+		got = append(got, b.dialWait())
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond, 2 * time.Second, 2 * time.Second}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("waits %v, want %v", got, want)
+	}
+	*now = now.Add(time.Second)
+	if w := b.dialWait(); w != time.Second {
+		t.Errorf("a second later: wait %v, want 1s", w)
+	}
+	for _, err := range []error{relayDenied, droppedInTx, userUnknown} {
+		b.noteDial(err)
+	}
+	if w := b.dialWait(); w != time.Second {
+		t.Errorf("failures other than connecting changed the wait to %v", w)
+	}
+	b.observe(nil)
+	if w := b.dialWait(); w != 0 {
+		t.Errorf("after an acceptance: wait %v, want none", w)
+	}
+	b.noteDial(connRefused)
+	if w := b.dialWait(); w != dialPause {
+		t.Errorf("first failure after an acceptance: wait %v, want %v", w, dialPause)
+	}
+}

@@ -224,10 +224,13 @@ func (r *Runner) sendPass(lease *heldLease, sum *Summary, byID map[string]*conte
 	if crashed != nil {
 		return claimed, crashed
 	}
+	if err := br.err(); err != nil {
+		return claimed, err
+	}
 	if prodErr != nil && !errors.Is(prodErr, context.Canceled) {
 		return claimed, prodErr
 	}
-	return claimed, br.err()
+	return claimed, nil
 }
 
 // produce claims the due deliveries page by page and feeds them to the senders.
@@ -246,6 +249,11 @@ func (r *Runner) produce(ctx context.Context, lease *heldLease, jobs chan<- job,
 		if errors.Is(err, store.ErrLeaseLost) {
 			lease.lose(err)
 			return claimed, nil
+		}
+		if err != nil && ctx.Err() != nil {
+			// The pass was stopped while claiming (the claim's transaction is
+			// rolled back): not a failure of the claim.
+			return claimed, ctx.Err()
 		}
 		if err != nil {
 			return claimed, fmt.Errorf("claim pending deliveries: %w", err)
@@ -308,10 +316,19 @@ func (r *Runner) sender(ctx context.Context, stop context.CancelFunc, lease *hel
 		}
 	}()
 	timeout := r.cfg.Mail.SMTP.SendTimeout + r.cfg.Mail.SMTP.ConnectTimeout
-	dialFailures := 0 // connection attempts failed in a row on this sender
 	for j := range jobs {
 		if ctx.Err() != nil || lease.Err() != nil {
 			continue // stopped: leave it pending
+		}
+		if s == nil {
+			// After failed connection attempts, wait before the next (see breaker).
+			if wait := br.dialWait(); wait > 0 {
+				select {
+				case <-ctx.Done():
+					continue // stopped: leave it pending
+				case <-time.After(wait):
+				}
+			}
 		}
 		sendCtx, cancel := lease.messageContext(ctx, timeout)
 		var err error
@@ -339,6 +356,7 @@ func (r *Runner) sender(ctx context.Context, stop context.CancelFunc, lease *hel
 		if br.observe(err) {
 			stop()
 		}
+		br.noteDial(err)
 		if err != nil && mail.Classify(err) == mail.Temporary && s != nil {
 			// The connection may be what failed; start the next message on a fresh one.
 			_ = s.Close()
@@ -348,16 +366,6 @@ func (r *Runner) sender(ctx context.Context, stop context.CancelFunc, lease *hel
 		results <- recorded{out: o, ack: ack}
 		if err := <-ack; err != nil {
 			stop()
-		}
-		if stageOf(err) == mail.StageDial && judge(err) == unreached {
-			dialFailures++
-			pause := min(dialPause<<min(dialFailures-1, 16), maxDialPause)
-			select {
-			case <-ctx.Done():
-			case <-time.After(pause):
-			}
-		} else {
-			dialFailures = 0
 		}
 	}
 }

@@ -16,9 +16,16 @@ the pending deliveries through the ledger. A run that is killed resumes where it
 stopped when run again. SIGTERM or SIGINT stops taking new messages, finishes
 those on the wire and leaves the rest pending.
 
+Temporary failures (4xx, no answer, a full mailbox) and refusals on the
+sender's side (554 5.7.1 relay access denied, say) leave the delivery pending
+for later runs, over mail.retry_window; only a hard bounce (550 5.1.1) counts
+against the reader. A run in which the relay refuses every message, or cannot
+be reached, stops sending and says why in one line; nobody is suppressed.
+
 Exit status: 0 when nothing failed (deliveries left pending, for a retry that is
 not yet due or because the run was stopped, are sent by a later run), 1 when
-some deliveries failed for good or the run itself failed, 2 for configuration
+some deliveries failed for good, the run stopped sending because the relay
+refused or could not be reached, or the run itself failed, 2 for configuration
 errors.`)
 	dry := fs.Bool("dry-run", false, "do everything but write, record and send; report what would be sent")
 	retryNow := fs.Bool("retry-now", false, "send pending deliveries now, even those whose retry is not yet due (after fixing the relay)")
@@ -35,9 +42,10 @@ errors.`)
 
 // finishRun runs one cycle and prints its summary. The exit status says whether
 // anything failed: deliveries still pending are not a failure of this run (a
-// greylisting server, a relay down for a while: the next run retries them, and
-// after mail.max_attempts they fail), so a CronJob does not mark the Job failed
-// and start a pod that has nothing to do.
+// greylisting server, a full mailbox: the next run retries them, over
+// mail.retry_window), so a CronJob does not mark the Job failed and start a pod
+// that has nothing to do. A run the circuit breaker stopped (a relay refusing
+// every message, or down) is a failure: someone has to look.
 func finishRun(ctx context.Context, e *env, r *cycle.Runner, opts cycle.Options) int {
 	sum, err := r.Run(ctx, opts)
 	fmt.Fprintln(e.stdout, sum.String())

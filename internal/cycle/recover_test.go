@@ -118,6 +118,7 @@ func TestPanicInAWorkerFailsOnlyThatRun(t *testing.T) {
 				}
 				dup += got - 1
 			}
+			t.Logf("a panicking %s: the next run left %d duplicates", c.name, dup)
 			if dup > c.maxDup {
 				t.Errorf("%d duplicates, want at most %d", dup, c.maxDup)
 			}

@@ -14,14 +14,21 @@ import (
 // The circuit breaker's thresholds. A failure that concerns the relay rather
 // than one reader (the relay refusing the desk, or no answer at all) counts
 // toward a streak that a message accepted ends. breakerSample refusals in a
-// row stop the send at once: a relay that says no to ten messages running and
-// yes to none is refusing the desk. Failures without an answer (connections
-// refused, timing out or dropped) stop it only once they have also gone on for
-// breakerSpan, so that a relay restarting, or a connection lost now and then,
-// does not.
+// row, to recipients in breakerDomains domains or more, stop the send at once:
+// a relay that says no to ten messages running and yes to none is refusing the
+// desk. Refusals all for one or two domains may be those domains' policy (a
+// list keeps a company's readers together), so they stop it only at
+// breakerOneDomain in a row: a run whose first readers all sit at a domain
+// that refuses the desk would otherwise stop at them every time, and nobody
+// after them would ever get the digest. Failures without an answer
+// (connections refused, timing out or dropped) stop it only once they have
+// also gone on for breakerSpan, so that a relay restarting, or a connection
+// lost now and then, does not.
 const (
-	breakerSample = 10
-	breakerSpan   = 5 * time.Second
+	breakerSample    = 10
+	breakerDomains   = 3
+	breakerOneDomain = 5 * breakerSample
+	breakerSpan      = 5 * time.Second
 	// dialPause is how long a sender waits after a connection attempt failed,
 	// doubling for each such failure in a row (any sender's, in any pass of
 	// the run) up to maxDialPause: a dead relay is not hammered, and its
@@ -71,6 +78,15 @@ func judge(err error) verdict {
 	return neutral
 }
 
+// recipientDomain is the domain of the recipient err concerns, lower-cased.
+func recipientDomain(err error) string {
+	var e *mail.Error
+	if !errors.As(err, &e) {
+		return ""
+	}
+	return strings.ToLower(e.Recipient[strings.LastIndexByte(e.Recipient, '@')+1:])
+}
+
 // stageOf is where err happened, or "" when it does not say.
 func stageOf(err error) mail.Stage {
 	var e *mail.Error
@@ -97,12 +113,13 @@ type breaker struct {
 	lastSent time.Time        // when the ledger last recorded a message accepted, before this run
 
 	mu       sync.Mutex
-	accepted int       // messages accepted in this run
-	streak   int       // failures about the relay in a row, nothing accepted between
-	answers  int       // of which the relay answered (refused)
-	since    time.Time // the streak's first failure
-	last     error     // the streak's last failure
-	answer   error     // and its last refusal
+	accepted int             // messages accepted in this run
+	streak   int             // failures about the relay in a row, nothing accepted between
+	answers  int             // of which the relay answered (refused)
+	since    time.Time       // the streak's first failure
+	last     error           // the streak's last failure
+	answer   error           // and its last refusal
+	domains  map[string]bool // the recipients' domains of the streak's refusals
 	tripped  error
 	dials    int       // connection attempts failed in a row since a message was accepted
 	nextDial time.Time // no connection attempt before then
@@ -122,6 +139,7 @@ func (b *breaker) observe(err error) bool {
 	case accepted:
 		b.accepted++
 		b.streak, b.answers, b.dials, b.nextDial = 0, 0, 0, time.Time{}
+		clear(b.domains)
 	case refused, unreached:
 		now := b.clock()
 		if b.streak == 0 {
@@ -131,9 +149,15 @@ func (b *breaker) observe(err error) bool {
 		if v == refused {
 			b.answers++
 			b.answer = err
+			if b.domains == nil {
+				b.domains = map[string]bool{}
+			}
+			b.domains[recipientDomain(err)] = true
 		}
 		b.last = err
-		if b.tripped == nil && (b.answers >= breakerSample || (b.streak >= breakerSample && now.Sub(b.since) >= breakerSpan)) {
+		refusedEnough := b.answers >= breakerOneDomain || (b.answers >= breakerSample && len(b.domains) >= breakerDomains)
+		unreachedLong := b.streak-b.answers >= breakerSample && now.Sub(b.since) >= breakerSpan
+		if b.tripped == nil && (refusedEnough || unreachedLong) {
 			b.tripped = b.describe(now)
 		}
 	}

@@ -57,6 +57,13 @@ func TestJudgeTellsTheRelayFromTheReader(t *testing.T) {
 	}
 }
 
+// to is err, a *mail.Error, about recipient i of a list spread over five domains.
+func to(err error, i int) error {
+	e := *err.(*mail.Error)
+	e.Recipient = fmt.Sprintf("reader%d@d%d.example", i, i%5)
+	return &e
+}
+
 // testBreaker is a breaker on a clock the test moves.
 func testBreaker(lastSent time.Time) (*breaker, *time.Time) {
 	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
@@ -68,11 +75,11 @@ func testBreaker(lastSent time.Time) (*breaker, *time.Time) {
 func TestBreakerTripsOnTenRefusalsInARow(t *testing.T) {
 	b, _ := testBreaker(time.Time{})
 	for i := range breakerSample - 1 {
-		if b.observe(relayDenied) {
+		if b.observe(to(relayDenied, i)) {
 			t.Fatalf("tripped after %d refusals", i+1)
 		}
 	}
-	if !b.observe(relayDenied) {
+	if !b.observe(to(relayDenied, breakerSample)) {
 		t.Fatal("ten refusals in a row did not trip it")
 	}
 	err := b.err()
@@ -89,6 +96,29 @@ func TestBreakerTripsOnTenRefusalsInARow(t *testing.T) {
 	}
 }
 
+// Refusals for one domain (its policy, say, with its readers together in the
+// list) stop the send only at fifty in a row: a relay that refuses the desk
+// still trips it on a list all at one domain, and the readers after a block of
+// ten at a refusing domain still get their digest.
+func TestBreakerWantsSeveralDomainsOrFiftyRefusals(t *testing.T) {
+	b, _ := testBreaker(time.Time{})
+	for i := range breakerOneDomain - 1 {
+		if b.observe(relayDenied) {
+			t.Fatalf("tripped after %d refusals for one domain", i+1)
+		}
+	}
+	if !b.observe(relayDenied) {
+		t.Fatal("fifty refusals in a row for one domain did not trip it")
+	}
+	two, _ := testBreaker(time.Time{})
+	for i := range 4 * breakerSample {
+		err := to(relayDenied, i%2) // two domains
+		if two.observe(err) {
+			t.Fatalf("tripped after %d refusals for two domains", i+1)
+		}
+	}
+}
+
 // One bad recipient, a few refusals now and then, or a whole list of dead
 // addresses never trip it: only the relay failing as a whole does.
 func TestBreakerIgnoresWhatConcernsOneReader(t *testing.T) {
@@ -97,7 +127,7 @@ func TestBreakerIgnoresWhatConcernsOneReader(t *testing.T) {
 		var err error
 		switch {
 		case i%10 == 3:
-			err = relayDenied // a tenth of the messages refused on the sender's side
+			err = to(relayDenied, i) // a tenth of the messages refused on the sender's side
 		case i%7 == 0:
 			err = userUnknown
 		case i%5 == 0:
@@ -117,8 +147,8 @@ func TestBreakerIgnoresWhatConcernsOneReader(t *testing.T) {
 	}
 	// Nine refusals, then one message accepted: the count starts again.
 	for range 3 {
-		for range breakerSample - 1 {
-			b.observe(relayDenied)
+		for i := range breakerSample - 1 {
+			b.observe(to(relayDenied, i))
 		}
 		if b.observe(nil) {
 			t.Fatal("tripped with a message accepted")
@@ -165,8 +195,8 @@ func TestBreakerTripsWhenTheRelayTurnsMidRun(t *testing.T) {
 		b.observe(nil)
 	}
 	tripped := false
-	for range breakerSample {
-		tripped = b.observe(senderQuota)
+	for i := range breakerSample {
+		tripped = b.observe(to(senderQuota, i))
 	}
 	if !tripped || !strings.Contains(b.err().Error(), "451 4.7.1 sending quota exceeded") {
 		t.Fatalf("tripped %v: %v", tripped, b.err())

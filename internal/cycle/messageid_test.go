@@ -37,7 +37,7 @@ func TestMessageIDsStableAcrossRetriesAndNeverReused(t *testing.T) {
 	b.listOf(2)
 	var tries atomic.Int32
 	b.srv.SetOptions(smtptest.Options{Rcpt: func(rcpt string) *smtpError {
-		if rcpt == "reader00@example.org" && tries.Add(1) == 1 {
+		if rcpt == reader(0) && tries.Add(1) == 1 {
 			return tempFail
 		}
 		return nil
@@ -45,13 +45,13 @@ func TestMessageIDsStableAcrossRetriesAndNeverReused(t *testing.T) {
 	if sum, _ := b.run(); sum.Sent != 1 || sum.Pending != 1 {
 		t.Fatalf("first run: %s", sum)
 	}
-	first := b.delivery("reader00@example.org").messageID
+	first := b.delivery(reader(0)).messageID
 	b.now = b.now.Add(2 * time.Hour)
 	if sum, _ := b.run(); sum.Sent != 1 {
 		t.Fatalf("retry: %s", sum)
 	}
 	got := b.received()
-	if id := got["reader00@example.org"][0]; id != "<"+first+">" || !messageIDShape.MatchString(id) {
+	if id := got[reader(0)][0]; id != "<"+first+">" || !messageIDShape.MatchString(id) {
 		t.Fatalf("the retried message went out as %s; its first attempt was recorded as %s", id, first)
 	}
 
@@ -69,7 +69,7 @@ func TestMessageIDsStableAcrossRetriesAndNeverReused(t *testing.T) {
 	b.piece("two", "Two", "")
 	b.now = b.now.Add(time.Hour)
 	b.run()
-	before := b.delivery("reader01@example.org")
+	before := b.delivery(reader(1))
 	b.store.Close()
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		_ = os.Remove(b.cfg.DBPath() + suffix)
@@ -87,7 +87,7 @@ func TestMessageIDsStableAcrossRetriesAndNeverReused(t *testing.T) {
 	t.Cleanup(func() { b.store.Close() })
 	b.now = b.now.Add(time.Hour)
 	b.run()
-	after := b.delivery("reader01@example.org")
+	after := b.delivery(reader(1))
 	if after.digestID != before.digestID || after.messageID == before.messageID {
 		t.Fatalf("restored backup: digest %d gave %s, digest %d again gives %s", before.digestID, before.messageID, after.digestID, after.messageID)
 	}

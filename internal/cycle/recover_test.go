@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -92,7 +91,7 @@ func TestPanicInAWorkerFailsOnlyThatRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := New(Deps{Config: b.cfg, Store: st, Transport: panickyTransport{Transport: tr, at: "reader05@example.org", armed: &armed},
+			r, err := New(Deps{Config: b.cfg, Store: st, Transport: panickyTransport{Transport: tr, at: reader(5), armed: &armed},
 				Templates: templates.Embedded(), Now: func() time.Time { return b.now }})
 			if err != nil {
 				t.Fatal(err)
@@ -112,9 +111,9 @@ func TestPanicInAWorkerFailsOnlyThatRun(t *testing.T) {
 			}
 			dup := 0
 			for i := range n {
-				got := b.srv.PerRecipient()[fmt.Sprintf("reader%02d@example.org", i)]
+				got := b.srv.PerRecipient()[reader(i)]
 				if got == 0 || got > 1+c.maxDup {
-					t.Errorf("reader%02d got %d copies", i, got)
+					t.Errorf("%s got %d copies", reader(i), got)
 				}
 				dup += got - 1
 			}

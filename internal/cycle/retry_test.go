@@ -13,12 +13,18 @@ import (
 	"publisher/internal/store"
 )
 
-// listOf writes n immediate subscribers reader00..; extra addresses follow them.
+// reader is the address of the i-th subscriber listOf writes: the list is
+// spread over three domains, as a real one is.
+func reader(i int) string {
+	return fmt.Sprintf("reader%02d@%s", i, []string{"example.org", "example.net", "example.com"}[i%3])
+}
+
+// listOf writes n immediate subscribers reader(0)...; extra addresses follow them.
 func (b *bench) listOf(n int, extra ...string) {
 	var csv strings.Builder
 	csv.WriteString("email,name,cadence\n")
 	for i := range n {
-		fmt.Fprintf(&csv, "reader%02d@example.org,Reader %d,immediate\n", i, i)
+		fmt.Fprintf(&csv, "%s,Reader %d,immediate\n", reader(i), i)
 	}
 	for _, e := range extra {
 		fmt.Fprintf(&csv, "%s,Extra,immediate\n", e)
@@ -107,8 +113,8 @@ func TestRelayRefusingEveryMessageChargesNobody(t *testing.T) {
 		t.Fatalf("after three refusing runs: %v, %d hard bounces", st, bounces)
 	}
 	for i := range n {
-		if r := b.delivery(fmt.Sprintf("reader%02d@example.org", i)); r.status != store.DeliveryPending || r.refusals != 0 {
-			t.Fatalf("reader%02d: %+v", i, r)
+		if r := b.delivery(reader(i)); r.status != store.DeliveryPending || r.refusals != 0 {
+			t.Fatalf("%s: %+v", reader(i), r)
 		}
 	}
 	b.srv.SetOptions(smtptest.Options{})
@@ -234,12 +240,44 @@ func TestOutageSpendsNoRetries(t *testing.T) {
 			t.Fatalf("day %d of the outage: %s (%v)", day, sum, err)
 		}
 	}
-	if r := b.delivery("reader00@example.org"); r.attempts != 3 || r.status != store.DeliveryPending {
+	if r := b.delivery(reader(0)); r.attempts != 3 || r.status != store.DeliveryPending {
 		t.Fatalf("after the outage: %+v, want three attempts, still pending", r)
 	}
 	b.srv = smtptest.StartAt(t, addr, smtptest.Options{})
 	b.now = b.now.Add(time.Hour)
 	if sum, got := b.run(); sum.Sent != n || sum.Failed != 0 || len(got) != n {
 		t.Fatalf("relay back: %s", sum)
+	}
+}
+
+// The first readers of the list all at a domain whose policy refuses the desk
+// (the relay answers 554 5.7.1 for them): one domain, so no stop, and every
+// reader after them gets the digest; they stay pending, charged nothing while
+// nothing had been accepted yet.
+func TestABlockOfRefusalsForOneDomainDoesNotStopTheRun(t *testing.T) {
+	b := newBench(t, vilnius(t, "2026-12-03 09:00"))
+	b.cfg.Mail.RetryBase = time.Hour
+	b.piece("one", "One", "")
+	var blocked []string
+	for i := range 2 * breakerSample {
+		blocked = append(blocked, fmt.Sprintf("staff%02d@blocked.example", i))
+	}
+	var csv strings.Builder
+	csv.WriteString("email,name,cadence\n")
+	for _, e := range blocked {
+		fmt.Fprintf(&csv, "%s,Staff,immediate\n", e)
+	}
+	const n = 15
+	for i := range n {
+		fmt.Fprintf(&csv, "%s,Reader,immediate\n", reader(i))
+	}
+	b.write("subscribers/list.csv", csv.String())
+	b.refuse(func(rcpt string) bool { return strings.HasSuffix(rcpt, "@blocked.example") }, 554, [3]int{5, 7, 1}, "recipient domain refuses this sender")
+	sum, got, err := b.runErr()
+	if err != nil || sum.Sent != n || sum.Pending != len(blocked) || len(got) != n {
+		t.Fatalf("%s (%v)", sum, err)
+	}
+	if st, bounces := b.statuses(); st[store.StatusActive] != n+len(blocked) || bounces != 0 {
+		t.Fatalf("statuses %v, %d bounces", st, bounces)
 	}
 }

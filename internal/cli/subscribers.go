@@ -267,7 +267,7 @@ func (c *subscribersCmd) suppressAs(ctx context.Context, email, as string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	if err := c.db.SetStatus(ctx, s.ID, as, c.now); err != nil {
+	if err := c.db.SetStatus(ctx, s.ID, as, store.Change{By: store.ByCLI, Reason: "subscribers suppress --as " + as}, c.now); err != nil {
 		return c.fail(err)
 	}
 	fmt.Fprintf(c.e.stdout, "%s: %s\n", email, as)

@@ -75,7 +75,7 @@ type queryer interface {
 
 // hotStatements are prepared once at open: the send path runs them per message.
 var hotStatements = []string{
-	"outcome-sent", "outcome-retry", "outcome-failed", "outcome-skipped", "count-bounce",
+	"outcome-sent", "outcome-retry", "outcome-failed", "outcome-skipped",
 	"claim-deliveries",
 }
 

@@ -30,6 +30,32 @@ const (
 	SourceCLI  = "cli"
 )
 
+// Who or what changed a subscriber's status, as the history records it
+// (Change.By, StatusChange.By).
+const (
+	BySync    = "sync"    // the list files
+	ByWeb     = "web"     // the reader, on the site: sign-up, confirmation, unsubscribe
+	ByCLI     = "cli"     // an operator, with publisher subscribers
+	BySend    = "send"    // the SMTP server's answers during a run (the bounce limit)
+	ByMailbox = "mailbox" // a delivery status notification or complaint report read from the bounce mailbox
+	ByWebhook = "webhook" // an email service provider's webhook
+)
+
+// Change says who or what changes a status, and why, for the history.
+type Change struct {
+	By     string
+	Reason string
+}
+
+// StatusChange is one entry of a subscriber's history. From is "" for an
+// address that was new.
+type StatusChange struct {
+	SubscriberID int64
+	From, To     string
+	By, Reason   string
+	At           time.Time
+}
+
 // IsSuppressed reports whether a status keeps an address from ever being mailed
 // again until a person lifts it.
 func IsSuppressed(status string) bool {
@@ -225,15 +251,20 @@ type Store interface {
 	SyncSubscribers(ctx context.Context, each func(add func(SubscriberInput) error) error, now time.Time) (SyncResult, error)
 	// AddSubscriber inserts an address or updates its name, topics and cadence.
 	// It never lifts a suppression; the returned subscriber shows the status in force.
+	// A new address, or a gone one coming back, starts a history entry by its
+	// Source (web, cli; file is the sync) with its ConsentSource as the reason.
 	AddSubscriber(ctx context.Context, in SubscriberInput, now time.Time) (Subscriber, error)
 	SubscriberByEmail(ctx context.Context, email string) (Subscriber, error)
 	SubscriberByID(ctx context.Context, id int64) (Subscriber, error)
 	// EachSubscriber streams subscribers in id order, by pages, without holding the list.
 	// An empty status list means every status.
 	EachSubscriber(ctx context.Context, statuses []string, fn func(Subscriber) error) error
-	// SetStatus changes a subscriber's status (confirm, unsubscribe, suppress, ...).
+	// SetStatus changes a subscriber's status (confirm, unsubscribe, suppress, ...)
+	// and records the change, with who made it and why, in its history.
 	// Setting active also records ConfirmedAt when it was zero.
-	SetStatus(ctx context.Context, id int64, status string, now time.Time) error
+	SetStatus(ctx context.Context, id int64, status string, why Change, now time.Time) error
+	// StatusHistory lists every status change of a subscriber, oldest first.
+	StatusHistory(ctx context.Context, id int64) ([]StatusChange, error)
 	SetPreferences(ctx context.Context, id int64, topics []string, cadence string, now time.Time) error
 
 	// CreateDigest starts a digest (one planning pass) and returns its id.

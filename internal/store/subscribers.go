@@ -82,18 +82,30 @@ func (s *DB) SyncSubscribers(ctx context.Context, each func(add func(SubscriberI
 		if err := tx.QueryRowContext(ctx, s.sql["sync-kept-suppressed"]).Scan(&res.KeptSuppressed); err != nil {
 			return fmt.Errorf("sync subscribers: suppressed: %w", err)
 		}
+		var maxID int64
+		if err := tx.QueryRowContext(ctx, s.sql["max-subscriber-id"]).Scan(&maxID); err != nil {
+			return fmt.Errorf("sync subscribers: %w", err)
+		}
+		// Each status change is recorded in the history by the statement
+		// before (or, for new rows, after) the one that makes it.
 		steps := []struct {
 			count *int
 			name  string
 			args  []any
 		}{
+			{nil, "sync-gone-history", []any{nowUS}},
 			{&res.Gone, "sync-gone", []any{nowUS}},
+			{nil, "sync-reactivate-history", []any{nowUS}},
 			{&res.Reactivated, "sync-reactivate", []any{nowUS, nowUS}},
 			{&res.Updated, "sync-update", []any{nowUS}},
 			{&res.Added, "sync-add", []any{nowUS, nowUS}},
+			{nil, "sync-add-history", []any{nowUS, maxID}},
 		}
 		for _, st := range steps {
 			r, err := tx.ExecContext(ctx, s.sql[st.name], st.args...)
+			if err == nil && st.count == nil {
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("sync subscribers: %s: %w", st.name, err)
 			}
@@ -224,10 +236,16 @@ func (s *DB) AddSubscriber(ctx context.Context, in SubscriberInput, now time.Tim
 				break
 			}
 		}
+		why := Change{By: byOfSource(source), Reason: in.ConsentSource}
 		switch {
-		case err != nil, current == "":
+		case err != nil:
+		case current == "":
+			err = s.recordChange(ctx, tx, id, "", status, why, nowUS)
 		case current == StatusGone:
 			_, err = tx.ExecContext(ctx, s.sql["return-subscriber"], in.Name, topics, in.Cadence, source, status, nowUS, nowUS, id)
+			if err == nil {
+				err = s.recordChange(ctx, tx, id, current, status, why, nowUS)
+			}
 		default:
 			_, err = tx.ExecContext(ctx, s.sql["update-subscriber"], in.Name, topics, in.Cadence, nowUS, id)
 		}
@@ -312,15 +330,24 @@ func (s *DB) EachSubscriber(ctx context.Context, statuses []string, fn func(Subs
 	}
 }
 
-// SetStatus changes a subscriber's status. Setting active records the
-// confirmation time when there was none and clears the hard-bounce count.
-func (s *DB) SetStatus(ctx context.Context, id int64, status string, now time.Time) error {
+// SetStatus changes a subscriber's status and records the change in its
+// history. Setting active records the confirmation time when there was none
+// and clears the hard-bounce count.
+func (s *DB) SetStatus(ctx context.Context, id int64, status string, why Change, now time.Time) error {
 	if !knownStatus(status) {
 		return fmt.Errorf("set status of subscriber %d: unknown status %q", id, status)
 	}
-	nowUS := toMicros(now)
-	res, err := s.exec(ctx, "set-status", status, nowUS, status, nowUS, status, id)
-	return affectedOne(res, err, fmt.Sprintf("set status of subscriber %d", id))
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var from string
+		err := tx.QueryRowContext(ctx, s.sql["subscriber-for-update"], id).Scan(&from)
+		if errNoRows(err) {
+			return fmt.Errorf("set status of subscriber %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("set status of subscriber %d: %w", id, err)
+		}
+		return s.setStatus(ctx, tx, id, from, status, why, toMicros(now))
+	})
 }
 
 // SetPreferences changes a subscriber's topics and cadence.

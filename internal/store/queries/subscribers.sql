@@ -54,15 +54,24 @@ UPDATE subscribers SET watermark = CASE WHEN subscribers.watermark < v.column2 T
   FROM (VALUES {{values}}) AS v
  WHERE subscribers.id = v.column1
 
--- name: count-bounce
--- The subscriber is taken from the delivery row, not from the caller. All
--- right-hand sides see the old row, so hard_bounces + 1 is the new count.
+-- name: subscriber-for-update
+SELECT status FROM subscribers WHERE id = ? {{for_update}}
+
+-- name: delivery-subscriber-for-update
+-- The subscriber a delivery went to, locked for the bounce count that follows:
+-- taken from the delivery row, not from the caller.
+SELECT s.id, s.status FROM subscribers s
+ WHERE s.id = (SELECT subscriber_id FROM deliveries WHERE id = ?) {{for_update}}
+
+-- name: count-hard-bounce
+-- All right-hand sides see the old row, so hard_bounces + 1 is the new count.
+-- A suppression already in force stays as it is.
 UPDATE subscribers SET hard_bounces = hard_bounces + 1,
        status = CASE WHEN hard_bounces + 1 >= ? AND status IN ('active', 'pending', 'gone')
                      THEN 'bounced' ELSE status END,
        updated_at = ?
- WHERE id = (SELECT subscriber_id FROM deliveries WHERE id = ?)
-RETURNING id, status, hard_bounces
+ WHERE id = ?
+RETURNING status, hard_bounces
 
 -- The list-file sync: rows are streamed into a staging table, then merged with
 -- set-based statements in the same transaction.

@@ -184,6 +184,52 @@ type OutcomeResult struct {
 	Fenced []int64
 }
 
+// Event kinds: what a bounce, a complaint report or a webhook says about a
+// delivery (the words of package bounce).
+const (
+	EventHardBounce  = "hard_bounce" // the address is dead: counts toward the bounce limit
+	EventSoftBounce  = "soft_bounce" // a full mailbox, or a server that gave up on temporary failures
+	EventRefused     = "refused"     // refused for the sender's reasons (policy, content, a block list)
+	EventDelayed     = "delayed"     // a server on the way is still trying
+	EventDelivered   = "delivered"   // a server on the way, or the provider, delivered it
+	EventComplaint   = "complaint"   // the reader marked it as spam: suppresses at once
+	EventUnsubscribe = "unsubscribe" // the reader left through the provider's link: suppresses at once
+)
+
+// What recording an event did (EventResult.Effect).
+const (
+	EffectRecorded   = "recorded"   // kept for the record; a kind that changes nothing, or a suppression already in force
+	EffectCounted    = "counted"    // a hard bounce, counted toward the bounce limit
+	EffectSuppressed = "suppressed" // it suppressed the subscriber
+	EffectRepeat     = "repeat"     // a hard bounce of a delivery whose bounce was counted already
+	EffectUnmatched  = "unmatched"  // about neither a delivery nor a subscriber we know
+)
+
+// Event is one piece of feedback about a delivery, from the bounce mailbox or
+// a provider's webhook.
+type Event struct {
+	// Source ("dsn", "arf", "ses", "postmark", "mailgun", "sendgrid") and ID,
+	// the source's own id for it, make the event's identity: recorded once.
+	Source, ID string
+	Kind       string
+	// Recipient is the reader's address as the report gives it; MessageID our
+	// Message-ID of the digest (angle brackets optional). Either may be empty.
+	Recipient, MessageID string
+	Status, Diagnostic   string
+	At                   time.Time // when it happened, by the report; zero when unknown
+	// By is the way it came: ByMailbox or ByWebhook (the history's "by").
+	By string
+}
+
+// EventResult says what recording an event did.
+type EventResult struct {
+	// New is false for an event recorded before, which changed nothing now.
+	New bool
+	// DeliveryID and SubscriberID are what it was matched to (0: nothing).
+	DeliveryID, SubscriberID int64
+	Effect                   string
+}
+
 // Lease is a named right to act alone (plan, or send on an engine with one
 // sender), held until Expires by the store's clock and renewed by heartbeat.
 // Holder is a random token made for each acquisition; Fence is a number drawn
@@ -290,6 +336,13 @@ type Store interface {
 	// listed in the result as fenced). A permanent outcome adds a hard bounce to
 	// the subscriber and suppresses it (bounced) when it reaches bounceLimit.
 	RecordOutcomes(ctx context.Context, fence int64, outcomes []Outcome, bounceLimit int) (OutcomeResult, error)
+	// RecordEvent records a bounce, complaint or webhook event once (by Source
+	// and ID) and applies it, in one transaction: matched to the delivery by
+	// our Message-ID, else to the subscriber by address, a hard bounce counts
+	// toward bounceLimit (one per delivery; bounced at the limit), a complaint
+	// suppresses as complained and an unsubscribe as unsubscribed at once;
+	// other kinds are only recorded. A suppression in force is never replaced.
+	RecordEvent(ctx context.Context, e Event, bounceLimit int, now time.Time) (EventResult, error)
 	// ReleaseClaims gives up the claims held under fence on deliveries still pending.
 	ReleaseClaims(ctx context.Context, fence int64) error
 	CountDeliveries(ctx context.Context) (DeliveryCounts, error)

@@ -65,3 +65,6 @@ SELECT COALESCE(SUM(CASE WHEN l.fence IS NULL THEN 1 ELSE 0 END), 0),
   FROM deliveries d
   LEFT JOIN leases l ON l.fence = d.claim_fence AND d.claim_fence <> 0 AND d.claim_fence <> ? AND l.expires_at > ?
  WHERE d.status = 'pending'
+
+-- name: delivery-by-message-id
+SELECT id, subscriber_id FROM deliveries WHERE message_id = ? ORDER BY id DESC LIMIT 1

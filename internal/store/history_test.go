@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -131,4 +132,56 @@ func TestStatusHistoryMigrationStartsFromTheStatusInForce(t *testing.T) {
 			wantHistory(t, s2, "old@example.org", ">bounced migration the status when the history began")
 		})
 	}
+}
+
+// An operator lifts a suppression with a reason: the history records it, the
+// hard-bounce count starts afresh, and one who never confirmed goes back to
+// pending, not active.
+func TestUnsuppress(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *DB) {
+		ctx := context.Background()
+		t1 := t0.Add(time.Hour)
+		bounced := mustAdd(t, s, "bounced@example.org")
+		for i := range 3 {
+			if _, err := s.RecordEvent(ctx, Event{Source: "dsn", ID: fmt.Sprint("report-", i), Kind: EventHardBounce, By: ByMailbox,
+				Recipient: "bounced@example.org", Status: "5.1.1"}, 3, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st, n := status(t, s, bounced.ID); st != StatusBounced || n != 3 {
+			t.Fatalf("before: %s %d", st, n)
+		}
+		sub, err := s.Unsuppress(ctx, " Bounced@Example.org ", "  the relay refused us, not the reader  ", t1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sub.Status != StatusActive || sub.HardBounces != 0 || !sub.UpdatedAt.Equal(t1) {
+			t.Fatalf("after: %+v", sub)
+		}
+		got := history(t, s, "bounced@example.org")
+		if len(got) != 3 || got[2] != "bounced>active cli the relay refused us, not the reader" {
+			t.Fatalf("history: %q", got)
+		}
+
+		web, err := s.AddSubscriber(ctx, SubscriberInput{Email: "web@example.org", Source: SourceWeb}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetStatus(ctx, web.ID, StatusComplained, byHand, t0); err != nil {
+			t.Fatal(err)
+		}
+		if sub, err := s.Unsuppress(ctx, "web@example.org", "complaint was a mistake", t1); err != nil || sub.Status != StatusPending || !sub.ConfirmedAt.IsZero() {
+			t.Fatalf("never confirmed: %+v %v", sub, err)
+		}
+
+		if _, err := s.Unsuppress(ctx, "bounced@example.org", "again", t1); !errors.Is(err, ErrNotSuppressed) {
+			t.Errorf("active address: %v", err)
+		}
+		if _, err := s.Unsuppress(ctx, "nobody@example.org", "why", t1); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown address: %v", err)
+		}
+		if _, err := s.Unsuppress(ctx, "web@example.org", " ", t1); err == nil {
+			t.Error("no reason accepted")
+		}
+	})
 }

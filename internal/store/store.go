@@ -77,6 +77,10 @@ const (
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrNotSuppressed is returned by Unsuppress for an address that is not
+// suppressed.
+var ErrNotSuppressed = errors.New("not suppressed")
+
 // ErrLeaseHeld is returned by AcquireLease when another holder has the lease and
 // it has not expired.
 var ErrLeaseHeld = errors.New("lease held by another process")
@@ -312,6 +316,12 @@ type Store interface {
 	// StatusHistory lists every status change of a subscriber, oldest first.
 	StatusHistory(ctx context.Context, id int64) ([]StatusChange, error)
 	SetPreferences(ctx context.Context, id int64, topics []string, cadence string, now time.Time) error
+	// Unsuppress lifts a suppression, an operator's decision: the address goes
+	// back to active (pending when it signed up on the web and never
+	// confirmed), its hard-bounce count starts afresh, and the history records
+	// reason. ErrNotFound for an unknown address, ErrNotSuppressed for one
+	// that is not suppressed.
+	Unsuppress(ctx context.Context, email, reason string, now time.Time) (Subscriber, error)
 
 	// CreateDigest starts a digest (one planning pass) and returns its id.
 	CreateDigest(ctx context.Context, now time.Time) (int64, error)

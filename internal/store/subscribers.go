@@ -350,6 +350,51 @@ func (s *DB) SetStatus(ctx context.Context, id int64, status string, why Change,
 	})
 }
 
+// Unsuppress lifts a suppression (see Store).
+func (s *DB) Unsuppress(ctx context.Context, email, reason string, now time.Time) (Subscriber, error) {
+	email, reason = normalizeEmail(email), strings.TrimSpace(reason)
+	if reason == "" {
+		return Subscriber{}, fmt.Errorf("unsuppress %s: a reason is required", email)
+	}
+	nowUS := toMicros(now)
+	var sub Subscriber
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			id           int64
+			from, source string
+			confirmed    int64
+		)
+		err := tx.QueryRowContext(ctx, s.sql["unsuppress-subject"], email).Scan(&id, &from, &source, &confirmed)
+		if errNoRows(err) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !IsSuppressed(from) {
+			return fmt.Errorf("it is %s: %w", from, ErrNotSuppressed)
+		}
+		// Someone who signed up on the web and never confirmed has not
+		// consented yet: back to pending, not to active.
+		to := StatusActive
+		if source == SourceWeb && confirmed == 0 {
+			to = StatusPending
+		}
+		if _, err := tx.ExecContext(ctx, s.sql["unsuppress"], to, nowUS, id); err != nil {
+			return err
+		}
+		if err := s.recordChange(ctx, tx, id, from, to, Change{By: ByCLI, Reason: reason}, nowUS); err != nil {
+			return err
+		}
+		sub, err = scanSubscriber(tx.QueryRowContext(ctx, s.sql["subscriber-by-id"], id))
+		return err
+	})
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("unsuppress %s: %w", email, err)
+	}
+	return sub, nil
+}
+
 // SetPreferences changes a subscriber's topics and cadence.
 func (s *DB) SetPreferences(ctx context.Context, id int64, topics []string, cadence string, now time.Time) error {
 	res, err := s.exec(ctx, "set-preferences", encodeList(topics), cadence, toMicros(now), id)

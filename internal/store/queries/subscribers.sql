@@ -42,6 +42,12 @@ UPDATE subscribers SET status = ?, updated_at = ?,
        hard_bounces = CASE WHEN ? = 'active' THEN 0 ELSE hard_bounces END
  WHERE id = ?
 
+-- name: unsuppress-subject
+SELECT id, status, source, confirmed_at FROM subscribers WHERE email = ? {{for_update}}
+
+-- name: unsuppress
+UPDATE subscribers SET status = ?, hard_bounces = 0, updated_at = ? WHERE id = ?
+
 -- name: set-preferences
 UPDATE subscribers SET topics = ?, cadence = ?, updated_at = ? WHERE id = ?
 

@@ -40,6 +40,9 @@ type DB struct {
 	writeMu sync.Mutex
 	// prepared holds the statements of the send path, prepared once.
 	prepared map[string]*sql.Stmt
+	// erasureKey keys the hashes of erased addresses, read (or made) once.
+	keyMu      sync.Mutex
+	erasureKey []byte
 }
 
 var _ Store = (*DB)(nil)

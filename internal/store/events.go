@@ -31,9 +31,22 @@ func (s *DB) RecordEvent(ctx context.Context, e Event, bounceLimit int, now time
 	recipient := normalizeEmail(e.Recipient)
 	messageID := strings.Trim(strings.TrimSpace(e.MessageID), "<>")
 	nowUS := toMicros(now)
+	hash, err := s.erasureHasher(ctx)
+	if err != nil {
+		return EventResult{}, fmt.Errorf("record event %s %s: %w", e.Source, e.ID, err)
+	}
 	var res EventResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res = EventResult{}
+		if recipient != "" {
+			// An erased address stays out of the store, even in an event
+			// about it: the address is suppressed by its hash already.
+			at, err := s.erasedAt(ctx, tx, hash(recipient))
+			if err != nil || !at.IsZero() {
+				res.Effect = EffectErased
+				return err
+			}
+		}
 		// The event is claimed before anything is applied: the same event again,
 		// even from another process at the same moment, finds it and does nothing.
 		var row int64

@@ -77,6 +77,15 @@ const (
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrErased is returned for an address erased on request: AddSubscriber
+// refuses it unless told it may add it again (SubscriberInput.AfterErasure),
+// and Export and Unsuppress find nothing but its hash.
+var ErrErased = errors.New("erased on request")
+
+// ErrInFlight is returned by Erase while a run holds a delivery to the
+// address: erase it once the run is over.
+var ErrInFlight = errors.New("a run is sending to this address")
+
 // ErrNotSuppressed is returned by Unsuppress for an address that is not
 // suppressed.
 var ErrNotSuppressed = errors.New("not suppressed")
@@ -126,11 +135,19 @@ type SubscriberInput struct {
 	Status        string // for new rows: active (file, cli) or pending (web)
 	ConsentIP     string
 	ConsentSource string
+	// AfterErasure adds an address erased on request (an operator who knows,
+	// and has the person's word); without it such an address is refused.
+	AfterErasure bool
 }
 
 // SyncResult counts what a list-file sync changed.
 type SyncResult struct {
 	Added, Updated, Reactivated, Gone, KeptSuppressed int
+	// Erased counts listed addresses that were erased on request, and so not
+	// added; ErasedOrigins says where the first few are listed (file and
+	// line, not the address).
+	Erased        int
+	ErasedOrigins []string
 	// Duplicates counts rows whose address an earlier row already gave (the later
 	// row wins); DuplicateExamples names the first few with where they stand.
 	Duplicates        int
@@ -207,6 +224,7 @@ const (
 	EffectSuppressed = "suppressed" // it suppressed the subscriber
 	EffectRepeat     = "repeat"     // a hard bounce of a delivery whose bounce was counted already
 	EffectUnmatched  = "unmatched"  // about neither a delivery nor a subscriber we know
+	EffectErased     = "erased"     // about an address erased on request: not kept
 )
 
 // Event is one piece of feedback about a delivery, from the bounce mailbox or
@@ -232,6 +250,41 @@ type EventResult struct {
 	// DeliveryID and SubscriberID are what it was matched to (0: nothing).
 	DeliveryID, SubscriberID int64
 	Effect                   string
+}
+
+// Person is all that is held about one address (Export).
+type Person struct {
+	// Subscriber is the zero Subscriber when only events name the address.
+	Subscriber Subscriber
+	History    []StatusChange
+	Deliveries []DeliveryRecord
+	Events     []EventRecord
+}
+
+// DeliveryRecord is one delivery of the ledger, as Export shows it.
+type DeliveryRecord struct {
+	ID, DigestID         int64
+	Status               string
+	PieceIDs             []string
+	Attempts             int
+	MessageID, LastError string
+	CreatedAt            time.Time
+	NextAttempt          time.Time // zero: at once
+	SentAt               time.Time // zero unless sent
+}
+
+// EventRecord is one recorded event, as Export shows it (By is not kept).
+type EventRecord struct {
+	Event
+	ReceivedAt time.Time
+	DeliveryID int64 // 0: matched to no delivery
+	Effect     string
+}
+
+// Erasure says what Erase deleted.
+type Erasure struct {
+	Subscriber                  bool
+	Deliveries, History, Events int64
 }
 
 // Lease is a named right to act alone (plan, or send on an engine with one
@@ -301,6 +354,8 @@ type Store interface {
 	SyncSubscribers(ctx context.Context, each func(add func(SubscriberInput) error) error, now time.Time) (SyncResult, error)
 	// AddSubscriber inserts an address or updates its name, topics and cadence.
 	// It never lifts a suppression; the returned subscriber shows the status in force.
+	// A new address erased on request is refused with ErrErased, unless
+	// in.AfterErasure.
 	// A new address, or a gone one coming back, starts a history entry by its
 	// Source (web, cli; file is the sync) with its ConsentSource as the reason.
 	AddSubscriber(ctx context.Context, in SubscriberInput, now time.Time) (Subscriber, error)
@@ -316,11 +371,20 @@ type Store interface {
 	// StatusHistory lists every status change of a subscriber, oldest first.
 	StatusHistory(ctx context.Context, id int64) ([]StatusChange, error)
 	SetPreferences(ctx context.Context, id int64, topics []string, cadence string, now time.Time) error
+	// Export returns all that is held about one address: its subscriber row,
+	// history, deliveries and events. ErrNotFound when nothing is (wrapping
+	// ErrErased too when the address was erased).
+	Export(ctx context.Context, email string) (Person, error)
+	// Erase deletes all that is held about one address (its deliveries,
+	// history and events, then the subscriber) and keeps a keyed hash of it,
+	// so that no list file or sign-up adds it again. ErrInFlight while a run
+	// holds a delivery to it.
+	Erase(ctx context.Context, email string, now time.Time) (Erasure, error)
 	// Unsuppress lifts a suppression, an operator's decision: the address goes
 	// back to active (pending when it signed up on the web and never
 	// confirmed), its hard-bounce count starts afresh, and the history records
-	// reason. ErrNotFound for an unknown address, ErrNotSuppressed for one
-	// that is not suppressed.
+	// reason. ErrNotFound for an unknown address (wrapping ErrErased too for
+	// an erased one), ErrNotSuppressed for one that is not suppressed.
 	Unsuppress(ctx context.Context, email, reason string, now time.Time) (Subscriber, error)
 
 	// CreateDigest starts a digest (one planning pass) and returns its id.
@@ -352,6 +416,8 @@ type Store interface {
 	// toward bounceLimit (one per delivery; bounced at the limit), a complaint
 	// suppresses as complained and an unsubscribe as unsubscribed at once;
 	// other kinds are only recorded. A suppression in force is never replaced.
+	// An event about an address erased on request is not kept (New is false,
+	// Effect is EffectErased).
 	RecordEvent(ctx context.Context, e Event, bounceLimit int, now time.Time) (EventResult, error)
 	// ReleaseClaims gives up the claims held under fence on deliveries still pending.
 	ReleaseClaims(ctx context.Context, fence int64) error

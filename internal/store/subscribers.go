@@ -12,7 +12,7 @@ import (
 // maxDuplicateExamples bounds how many repeated addresses a sync names.
 const maxDuplicateExamples = 20
 
-// syncRowsPerStatement rows go into the staging table per statement (six
+// syncRowsPerStatement rows go into the staging table per statement (seven
 // parameters each).
 const syncRowsPerStatement = 500
 
@@ -53,8 +53,12 @@ func scanSubscriber(row rowScanner) (Subscriber, error) {
 // several processes (replicas on PostgreSQL) run one after another.
 func (s *DB) SyncSubscribers(ctx context.Context, each func(add func(SubscriberInput) error) error, now time.Time) (SyncResult, error) {
 	nowUS := toMicros(now)
+	hash, err := s.erasureHasher(ctx)
+	if err != nil {
+		return SyncResult{}, fmt.Errorf("sync subscribers: %w", err)
+	}
 	var res SyncResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res = SyncResult{}
 		if err := s.serialize(ctx, tx, lockSync); err != nil {
 			return fmt.Errorf("sync subscribers: %w", err)
@@ -64,7 +68,7 @@ func (s *DB) SyncSubscribers(ctx context.Context, each func(add func(SubscriberI
 				return fmt.Errorf("sync subscribers: staging: %w", err)
 			}
 		}
-		if err := s.stageRows(ctx, tx, each); err != nil {
+		if err := s.stageRows(ctx, tx, each, hash); err != nil {
 			return fmt.Errorf("sync subscribers: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.sql["sync-want-fill"]); err != nil {
@@ -81,6 +85,10 @@ func (s *DB) SyncSubscribers(ctx context.Context, each func(add func(SubscriberI
 		}
 		if err := tx.QueryRowContext(ctx, s.sql["sync-kept-suppressed"]).Scan(&res.KeptSuppressed); err != nil {
 			return fmt.Errorf("sync subscribers: suppressed: %w", err)
+		}
+		var err error
+		if res.Erased, res.ErasedOrigins, err = erasedOrigins(tx.QueryContext(ctx, s.sql["sync-erased"])); err != nil {
+			return fmt.Errorf("sync subscribers: erased: %w", err)
 		}
 		var maxID int64
 		if err := tx.QueryRowContext(ctx, s.sql["max-subscriber-id"]).Scan(&maxID); err != nil {
@@ -130,13 +138,14 @@ func (s *DB) SyncSubscribers(ctx context.Context, each func(add func(SubscriberI
 }
 
 // stageRows streams the rows each hands over into sync_rows, many per statement.
-func (s *DB) stageRows(ctx context.Context, tx *sql.Tx, each func(add func(SubscriberInput) error) error) error {
-	full, err := tx.PrepareContext(ctx, s.bind(strings.Replace(s.raw["sync-staging-insert"], "{{values}}", valuesList(syncRowsPerStatement, 6), 1)))
+func (s *DB) stageRows(ctx context.Context, tx *sql.Tx, each func(add func(SubscriberInput) error) error, hash func(string) string) error {
+	const width = 7
+	full, err := tx.PrepareContext(ctx, s.bind(strings.Replace(s.raw["sync-staging-insert"], "{{values}}", valuesList(syncRowsPerStatement, width), 1)))
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
 	defer full.Close()
-	args := make([]any, 0, 6*syncRowsPerStatement)
+	args := make([]any, 0, width*syncRowsPerStatement)
 	flush := func() error {
 		if len(args) == 0 {
 			return nil
@@ -145,7 +154,7 @@ func (s *DB) stageRows(ctx context.Context, tx *sql.Tx, each func(add func(Subsc
 		if len(args) == cap(args) {
 			_, err = full.ExecContext(ctx, args...)
 		} else {
-			q := strings.Replace(s.raw["sync-staging-insert"], "{{values}}", valuesList(len(args)/6, 6), 1)
+			q := strings.Replace(s.raw["sync-staging-insert"], "{{values}}", valuesList(len(args)/width, width), 1)
 			_, err = tx.ExecContext(ctx, s.bind(q), args...)
 		}
 		args = args[:0]
@@ -158,7 +167,7 @@ func (s *DB) stageRows(ctx context.Context, tx *sql.Tx, each func(add func(Subsc
 		if email == "" {
 			return fmt.Errorf("row %d: empty email", n)
 		}
-		args = append(args, n, email, in.Name, encodeList(in.Topics), in.Cadence, in.ConsentSource)
+		args = append(args, n, email, in.Name, encodeList(in.Topics), in.Cadence, in.ConsentSource, hash(email))
 		if len(args) == cap(args) {
 			return flush()
 		}
@@ -168,6 +177,28 @@ func (s *DB) stageRows(ctx context.Context, tx *sql.Tx, each func(add func(Subsc
 		return err
 	}
 	return flush()
+}
+
+// erasedOrigins counts the rows and keeps the first few.
+func erasedOrigins(rows *sql.Rows, err error) (int, []string, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rows.Close()
+	var (
+		n   int
+		out []string
+	)
+	for rows.Next() {
+		var origin string
+		if err := rows.Scan(&origin); err != nil {
+			return 0, nil, err
+		}
+		if n++; len(out) < maxDuplicateExamples {
+			out = append(out, origin)
+		}
+	}
+	return n, out, rows.Err()
 }
 
 func duplicateExamples(rows *sql.Rows, err error) ([]string, error) {
@@ -210,13 +241,18 @@ func (s *DB) AddSubscriber(ctx context.Context, in SubscriberInput, now time.Tim
 	}
 	nowUS := toMicros(now)
 	topics := encodeList(in.Topics)
+	hash, err := s.erasureHasher(ctx)
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("add subscriber %s: %w", email, err)
+	}
 	var sub Subscriber
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var (
 			id      int64
 			current string
 			err     error
 		)
+		why := Change{By: byOfSource(source), Reason: in.ConsentSource}
 		// Twice at most: when two processes add a new address at once (replicas
 		// on PostgreSQL), the insert of the second finds the first's row, which
 		// it then reads, locked, and updates.
@@ -224,6 +260,9 @@ func (s *DB) AddSubscriber(ctx context.Context, in SubscriberInput, now time.Tim
 			err = tx.QueryRowContext(ctx, s.sql["subscriber-status-for-update"], email).Scan(&id, &current)
 			if !errNoRows(err) {
 				break
+			}
+			if why.Reason, err = s.unlessErased(ctx, tx, hash(email), in, why.Reason); err != nil {
+				return fmt.Errorf("add subscriber %s: %w", email, err)
 			}
 			confirmed := int64(0)
 			if status == StatusActive {
@@ -236,7 +275,6 @@ func (s *DB) AddSubscriber(ctx context.Context, in SubscriberInput, now time.Tim
 				break
 			}
 		}
-		why := Change{By: byOfSource(source), Reason: in.ConsentSource}
 		switch {
 		case err != nil:
 		case current == "":
@@ -259,6 +297,23 @@ func (s *DB) AddSubscriber(ctx context.Context, in SubscriberInput, now time.Tim
 		return nil
 	})
 	return sub, err
+}
+
+// unlessErased refuses to add an address erased on request, unless the
+// input says it may; then the erasure is forgotten, and the history's
+// reason says so.
+func (s *DB) unlessErased(ctx context.Context, tx *sql.Tx, hash string, in SubscriberInput, reason string) (string, error) {
+	at, err := s.erasedAt(ctx, tx, hash)
+	if err != nil || at.IsZero() {
+		return reason, err
+	}
+	if !in.AfterErasure {
+		return reason, fmt.Errorf("%w on %s", ErrErased, at.Format(time.DateOnly))
+	}
+	if _, err := tx.ExecContext(ctx, s.sql["forget-erasure"], hash); err != nil {
+		return reason, fmt.Errorf("erasures: %w", err)
+	}
+	return strings.TrimSpace(fmt.Sprintf("added again after its erasure on %s; %s", at.Format(time.DateOnly), reason)), nil
 }
 
 // SubscriberByEmail looks an address up, case-insensitively.
@@ -389,6 +444,9 @@ func (s *DB) Unsuppress(ctx context.Context, email, reason string, now time.Time
 		sub, err = scanSubscriber(tx.QueryRowContext(ctx, s.sql["subscriber-by-id"], id))
 		return err
 	})
+	if errors.Is(err, ErrNotFound) {
+		err = s.erasedError(ctx, email)
+	}
 	if err != nil {
 		return Subscriber{}, fmt.Errorf("unsuppress %s: %w", email, err)
 	}

@@ -10,3 +10,11 @@ UPDATE events SET delivery_id = ?, subscriber_id = ?, effect = ? WHERE id = ?
 
 -- name: delivery-bounce-counted
 SELECT COUNT(*) FROM events WHERE delivery_id = ? AND effect IN ('counted', 'suppressed')
+
+-- name: person-events
+-- Matched to the subscriber, or about the address without a match.
+SELECT source, event_id, kind, recipient, message_id, status, diagnostic, occurred_at, received_at, delivery_id, effect
+  FROM events WHERE subscriber_id = ? OR recipient = ? ORDER BY id
+
+-- name: erase-events
+DELETE FROM events WHERE subscriber_id = ? OR recipient = ?

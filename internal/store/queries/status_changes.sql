@@ -32,3 +32,6 @@ SELECT s.id, '', 'active', 'sync', w.origin, ?
 
 -- name: max-subscriber-id
 SELECT COALESCE(MAX(id), 0) FROM subscribers
+
+-- name: erase-history
+DELETE FROM status_changes WHERE subscriber_id = ?

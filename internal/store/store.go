@@ -281,6 +281,11 @@ type EventRecord struct {
 	Effect     string
 }
 
+// Purged counts what Purge deleted.
+type Purged struct {
+	Deliveries, Digests, Events int64
+}
+
 // Erasure says what Erase deleted.
 type Erasure struct {
 	Subscriber                  bool
@@ -419,6 +424,11 @@ type Store interface {
 	// An event about an address erased on request is not kept (New is false,
 	// Effect is EffectErased).
 	RecordEvent(ctx context.Context, e Event, bounceLimit int, now time.Time) (EventResult, error)
+	// Purge deletes, batch rows to a transaction, the finished deliveries of
+	// digests planned before before (and those digests once empty), and the
+	// events received before it. Pending deliveries and the status history
+	// are kept.
+	Purge(ctx context.Context, before time.Time, batch int) (Purged, error)
 	// ReleaseClaims gives up the claims held under fence on deliveries still pending.
 	ReleaseClaims(ctx context.Context, fence int64) error
 	CountDeliveries(ctx context.Context) (DeliveryCounts, error)

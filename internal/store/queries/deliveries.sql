@@ -81,3 +81,12 @@ SELECT COUNT(*) FROM deliveries d JOIN leases l ON l.fence = d.claim_fence
 
 -- name: erase-deliveries
 DELETE FROM deliveries WHERE subscriber_id = ?
+
+-- name: purge-deliveries
+-- Finished deliveries of digests planned before the cutoff, a batch at a time,
+-- found through the (digest_id, subscriber_id) index. Pending ones stay until
+-- they are sent or given up.
+DELETE FROM deliveries WHERE id IN (
+       SELECT d.id FROM deliveries d JOIN digests g ON g.id = d.digest_id
+        WHERE g.created_at < ? AND d.status <> 'pending'
+        LIMIT ?)

@@ -18,3 +18,6 @@ SELECT source, event_id, kind, recipient, message_id, status, diagnostic, occurr
 
 -- name: erase-events
 DELETE FROM events WHERE subscriber_id = ? OR recipient = ?
+
+-- name: purge-events
+DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ?)

@@ -19,8 +19,8 @@ import (
 	"publisher/internal/esp/esptest"
 )
 
-// memRecorder keeps events in memory: the store's table for them comes with
-// the store's rewrite. It keeps each (Source, ID) once, as the store must.
+// memRecorder keeps events in memory, each (Source, ID) once, as the store
+// does (the daemon records them in the store: e2e/feedback_test.go).
 type memRecorder struct {
 	mu     sync.Mutex
 	events map[string]bounce.Event

@@ -167,8 +167,12 @@ func (s *DB) Erase(ctx context.Context, email string, now time.Time) (Erasure, e
 	if err != nil {
 		return Erasure{}, fmt.Errorf("erase %s: %w", email, err)
 	}
+	run := s.inTx
+	if s.eng.scrub != nil {
+		run = func(ctx context.Context, fn func(tx *sql.Tx) error) error { return s.eng.scrub(ctx, s, fn) }
+	}
 	var res Erasure
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = run(ctx, func(tx *sql.Tx) error {
 		res = Erasure{}
 		var (
 			id     int64

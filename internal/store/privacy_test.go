@@ -1,11 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -262,4 +265,46 @@ func TestEraseUnknownAndInFlight(t *testing.T) {
 			t.Fatalf("after the run: %+v %v", res, err)
 		}
 	})
+}
+
+// On SQLite an erased address leaves no copy in the database's files: not in
+// free space, not in the write-ahead log.
+func TestEraseLeavesNoCopyInTheSQLiteFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "publisher.db")
+	s, err := OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const email = "erase-me-completely@example.org"
+	if _, err := syncRows(s, ctx, []SubscriberInput{{Email: email, Name: "Erase Me", ConsentSource: "file list.csv:2"}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := s.SubscriberByEmail(ctx, email)
+	sentDelivery(t, s, sub, "digest-1-1@desk.example.org")
+	record(t, s, Event{Source: "dsn", ID: "r/" + email + "/delayed", Kind: EventDelayed, By: ByMailbox, Recipient: email}, 3)
+	for i := range 50 {
+		mustAdd(t, s, fmt.Sprintf("other%d@example.org", i))
+	}
+	files := func() []byte {
+		var all []byte
+		for _, f := range []string{path, path + "-wal"} {
+			b, err := os.ReadFile(f)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+		return all
+	}
+	if !bytes.Contains(files(), []byte(email)) {
+		t.Fatal("the address is not in the files before erasure: the test proves nothing")
+	}
+	if _, err := s.Erase(ctx, email, t0); err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(files(), []byte(email)); n != 0 {
+		t.Fatalf("the erased address is still in the database's files %d times", n)
+	}
 }

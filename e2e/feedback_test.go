@@ -366,3 +366,37 @@ func TestWebhooksToTheDaemon(t *testing.T) {
 		t.Errorf("priya's events after the replay: %s", got)
 	}
 }
+
+// The daemon reads the bounce mailbox on its own schedule, between runs.
+func TestDaemonReadsTheBounceMailboxOnItsSchedule(t *testing.T) {
+	const bounceAddr = "bounces@desk.example.org"
+	mp := mailpittest.Start(t, mailpittest.Options{POP3User: bounceAddr, POP3Password: "pop3-daemon-password"})
+	srv := smtptest.Start(t, smtptest.Options{})
+	httpPort := freePort(t)
+	d := newDesk(t, strings.Replace(daemonConfig(srv.Port, httpPort, fmt.Sprintf(`bounces:
+  schedule: "@every 1s"
+  pop3:
+    host: 127.0.0.1
+    port: %d
+    username: %s
+    tls: none
+`, mp.POP3Port, bounceAddr)), `schedule: "@every 2s"`, `schedule: "@every 1h"`, 1))
+	d.env = []string{"PUBLISHER_BOUNCES_POP3_PASSWORD=pop3-daemon-password"}
+	d.piece("one", "One", "energy")
+	d.write("subscribers/list.csv", "email\npriya@mailbox.example\nstays@example.org\n")
+	dm := d.startDaemon(t, httpPort)
+	waitForMessage(t, srv, "priya@mailbox.example", "One")
+	id := messageIDs(srv)["priya@mailbox.example"][0]
+	mp.Deliver(t, bounceAddr, bounceFixture(t, "arf-abuse.eml", "digest-13-60@desk.example.org", id))
+	waitFor(t, "the complaint to be read", func() bool { return d.statuses()["priya@mailbox.example"] == "complained" })
+	waitFor(t, "Mailpit to be emptied", func() bool { return mp.Count(t) == 0 })
+	if code := dm.stop(); code != 0 {
+		t.Fatalf("daemon exit %d:\n%s", code, dm.out)
+	}
+	if got := d.statuses(); got["stays@example.org"] != "active" {
+		t.Errorf("statuses %v", got)
+	}
+	if !strings.Contains(dm.out.String(), "job=\"bounce mailbox\"") {
+		t.Errorf("the bounce mailbox's schedule is not logged as its own:\n%s", dm.out)
+	}
+}

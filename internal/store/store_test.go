@@ -879,6 +879,17 @@ func BenchmarkRecordOutcomes(b *testing.B) {
 		if err := s.PlanDeliveries(ctx, tl, digest, plan, t0); err != nil {
 			b.Fatal(err)
 		}
+		// Outcomes are written only over claims.
+		for after := int64(0); ; {
+			ds, err := s.ClaimDeliveries(ctx, tl.Fence, after, t0, 500)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(ds) == 0 {
+				break
+			}
+			after = ds[len(ds)-1].ID
+		}
 		outs := make([]Outcome, batch)
 		b.ReportAllocs()
 		b.ResetTimer()

@@ -20,7 +20,9 @@ import (
 
 const subscribersHelp = `Manage subscribers by hand. The list files in subscribers.dir are synced on
 every run; what you do here is kept in the store. A suppression (remove,
-suppress, an unsubscribe or hard bounces) always wins over the list files.
+suppress, an unsubscribe, a complaint or hard bounces) always wins over the
+list files, until unsuppress lifts it; an erased address is never added again
+by them.
 
   list [--status STATUS]                   print subscribers (tab-separated)
   add EMAIL [--name N] [--topics a;b] [--cadence C]

@@ -286,6 +286,11 @@ func TestEraseLeavesNoCopyInTheSQLiteFiles(t *testing.T) {
 	record(t, s, Event{Source: "dsn", ID: "r/" + email + "/delayed", Kind: EventDelayed, By: ByMailbox, Recipient: email}, 3)
 	for i := range 50 {
 		mustAdd(t, s, fmt.Sprintf("other%d@example.org", i))
+		// Rewritten, longer each time, so that the row moves and leaves old
+		// copies behind in free space.
+		if _, err := s.AddSubscriber(ctx, SubscriberInput{Email: email, Name: strings.Repeat("n", 10*i), Source: SourceFile}, t0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	files := func() []byte {
 		var all []byte

@@ -3,10 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,26 +164,8 @@ Body with %[2]s inline.
 		t.Fatalf("%d emails, want %d", len(emls), len(payloads))
 	}
 	for _, p := range emls {
-		raw, _ := os.ReadFile(p)
-		msg, err := mail.ReadMessage(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, params, _ := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-		mr := multipart.NewReader(msg.Body, params["boundary"])
-		for {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.HasPrefix(part.Header.Get("Content-Type"), "text/html") {
-				b, _ := io.ReadAll(part)
-				check(filepath.Base(p), string(b))
-			}
-		}
+		_, doc := emailParts(t, p)
+		check(filepath.Base(p), doc)
 	}
 	t.Logf("%d payloads through pieces, sidecars and subscriber names; %d documents checked", len(payloads), checked)
 	if checked < 100 {

@@ -40,6 +40,13 @@ Exit status: 2 when the configuration is bad, 1 when any other error was found,
 		fmt.Fprintf(e.stderr, "publisher: configuration (%s):\nschedule: %v\n", e.configPath, err)
 		return ExitConfig
 	}
+	// The bounce mailbox's and the webhooks' settings, as run and daemon read them.
+	_, bounceErr := newBounceReader(cfg, nil, nil)
+	_, webhookErr := webhookProviders(cfg)
+	if err := errors.Join(bounceErr, webhookErr); err != nil {
+		fmt.Fprintf(e.stderr, "publisher: configuration (%s):\n%v\n", e.configPath, err)
+		return ExitConfig
+	}
 	errs, warnings := 0, 0
 	report := func(severity, line string) {
 		if severity == "error" {

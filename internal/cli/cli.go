@@ -54,7 +54,7 @@ func commands() []command {
 		{"check", "validate the configuration, the pieces, the subscriber lists and the templates", runCheck},
 		{"run", "one whole cycle: build, sync subscribers, plan and send due digests", runRun},
 		{"preview", "render the digest a subscriber would get now, without sending or recording", runPreview},
-		{"subscribers", "list, add, remove, suppress, import or export subscribers", runSubscribers},
+		{"subscribers", "manage subscribers: list, add, remove, suppress, unsuppress, history, import, export, erase", runSubscribers},
 		{"daemon", "run cycles on the configured schedule and serve feeds, archive and sign-up endpoints", runDaemon},
 		{"healthcheck", "ask a running daemon whether it is alive (for container health checks)", runHealthcheck},
 		{"config", "print every configuration key with its environment variable and default", runConfig},

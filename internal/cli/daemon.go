@@ -13,6 +13,7 @@ import (
 
 	"publisher/internal/cycle"
 	"publisher/internal/schedule"
+	"publisher/internal/store"
 	"publisher/internal/web"
 	"publisher/templates"
 )
@@ -24,6 +25,10 @@ At start it builds the feeds and archive for the settings in force (a quick
 no-op when nothing changed) and serves the site once that is done; until
 then the site answers 503. Sending waits for the schedule, or starts at once
 with run_at_start.
+
+With webhooks.* set, it takes the ESP webhooks on POST /webhooks/<provider>
+(ses, postmark, mailgun, sendgrid) on http.listen; with bounces.pop3.host set,
+it reads the bounce mailbox on bounces.schedule.
 
 On SIGTERM or SIGINT it stops scheduling; the run in flight takes no new
 message, finishes those on the wire (waiting the longer of shutdown_grace and
@@ -47,6 +52,26 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 			_ = o.store.Close()
 		}
 	}()
+
+	providers, err := webhookProviders(cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "publisher daemon: %v\n", err)
+		return ExitConfig
+	}
+	bounces, err := newBounceReader(cfg, o.store, log)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "publisher daemon: %v\n", err)
+		return ExitConfig
+	}
+	scheds := []*schedule.Scheduler{nil} // the cycle's, then the bounce mailbox's
+	if bounces != nil {
+		bs, err := schedule.New(schedule.Options{Spec: cfg.Bounces.Schedule, Logger: log.With("job", "bounce mailbox"), Job: bounces.read})
+		if err != nil {
+			fmt.Fprintf(e.stderr, "publisher daemon: bounces.schedule: %v\n", err)
+			return ExitConfig
+		}
+		scheds = append(scheds, bs)
+	}
 
 	metrics := web.NewMetrics()
 	var srv *web.Server // nil when http.listen is empty
@@ -77,6 +102,7 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "publisher daemon: schedule: %v\n", err)
 		return ExitConfig
 	}
+	scheds[0] = sched
 
 	var servers []*http.Server
 	if cfg.HTTP.Listen != "" {
@@ -92,6 +118,18 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 				proxies = append(proxies, pr)
 			}
 		}
+		var webhooks http.Handler
+		if len(providers) > 0 {
+			wh, err := web.NewWebhooks(storeEvents{db: o.store, bounceLimit: cfg.Mail.BounceLimit, by: store.ByWebhook}, log, providers...)
+			if err != nil {
+				fmt.Fprintf(e.stderr, "publisher daemon: webhooks: %v\n", err)
+				return ExitConfig
+			}
+			webhooks = wh.Handler()
+			for _, p := range providers {
+				log.Info("taking webhooks", "provider", p.Name(), "path", "/webhooks/"+p.Name())
+			}
+		}
 		srv, err = web.New(web.Options{
 			OutputDir: cfg.Output.Dir, BaseURL: cfg.Site.BaseURL, SiteTitle: cfg.Site.Title,
 			Templates: templates.FS(cfg.Templates.Dir), Store: o.store, Signer: r.Signer(),
@@ -102,6 +140,7 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 			TrustedProxies: proxies,
 			OutputPending:  true,
 			AdminSeparate:  cfg.HTTP.AdminListen != "",
+			Webhooks:       webhooks,
 		})
 		if err != nil {
 			fmt.Fprintf(e.stderr, "publisher daemon: %v\n", err)
@@ -148,11 +187,13 @@ func runDaemon(ctx context.Context, e *env, args []string) int {
 		}
 	}
 	if ctx.Err() == nil {
-		sched.Start(ctx)
+		for _, s := range scheds {
+			s.Start(ctx)
+		}
 	}
 	<-ctx.Done() // SIGTERM / SIGINT (cli.Main's signal.NotifyContext)
 
-	if !stop(ctx, cfg.ShutdownWait(), sched, srv, servers, log) {
+	if !stop(ctx, cfg.ShutdownWait(), scheds, srv, servers, log) {
 		// Something may still be writing: leave the store open for the process
 		// exit to end (SQLite and PostgreSQL both recover from that), rather
 		// than close it under a write.
@@ -171,7 +212,7 @@ func built(sum *cycle.Summary) bool {
 // messages on the wire, within wait), the HTTP servers finish their requests,
 // queued sign-ups are recorded. It reports whether all of that finished, so
 // that the store can be closed.
-func stop(ctx context.Context, wait time.Duration, sched *schedule.Scheduler, srv *web.Server, servers []*http.Server, log *slog.Logger) bool {
+func stop(ctx context.Context, wait time.Duration, scheds []*schedule.Scheduler, srv *web.Server, servers []*http.Server, log *slog.Logger) bool {
 	log.Info("shutting down: waiting for the run in flight", "wait_at_most", wait)
 	ok := true
 	var wg sync.WaitGroup
@@ -182,7 +223,10 @@ func stop(ctx context.Context, wait time.Duration, sched *schedule.Scheduler, sr
 	})
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
 	defer cancel()
-	schedErr := sched.Stop(stopCtx)
+	var schedErr error
+	for _, s := range scheds {
+		schedErr = errors.Join(schedErr, s.Stop(stopCtx))
+	}
 	wg.Wait()
 	if schedErr != nil {
 		log.Error("the run in flight did not finish in time; exiting without closing the store", "wait", wait, "err", schedErr)

@@ -14,7 +14,11 @@ the new ones, build feeds and archive, sync subscribers/*.csv into the store,
 plan a digest for every subscriber who is due and has something new, and send
 the pending deliveries through the ledger. A run that is killed resumes where it
 stopped when run again. SIGTERM or SIGINT stops taking new messages, finishes
-those on the wire and leaves the rest pending.
+those on the wire and leaves the rest pending. Then, when bounces.pop3.host is
+set, it reads the bounce mailbox: delivery reports and complaints are recorded
+(hard bounces toward mail.bounce_limit, complaints suppress at once), and every
+message is deleted once read. Finished deliveries older than
+store.delivery_retention are deleted.
 
 Temporary failures (4xx, no answer, a full mailbox) and refusals on the
 sender's side (554 5.7.1 relay access denied, say) leave the delivery pending
@@ -37,7 +41,20 @@ errors.`)
 		return st
 	}
 	defer o.store.Close()
-	return finishRun(ctx, e, o.runner, cycle.Options{DryRun: *dry, RetryNow: *retryNow})
+	bounces, err := newBounceReader(o.cfg, o.store, o.log)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "publisher run: %v\n", err)
+		return ExitConfig
+	}
+	code := finishRun(ctx, e, o.runner, cycle.Options{DryRun: *dry, RetryNow: *retryNow})
+	if bounces == nil || *dry || ctx.Err() != nil {
+		return code
+	}
+	if err := bounces.read(ctx); err != nil {
+		fmt.Fprintf(e.stderr, "publisher run: %v\n", err)
+		return ExitFailures
+	}
+	return code
 }
 
 // finishRun runs one cycle and prints its summary. The exit status says whether

@@ -20,7 +20,9 @@ import (
 
 const subscribersHelp = `Manage subscribers by hand. The list files in subscribers.dir are synced on
 every run; what you do here is kept in the store. A suppression (remove,
-suppress, an unsubscribe or hard bounces) always wins over the list files.
+suppress, an unsubscribe, a complaint or hard bounces) always wins over the
+list files, until unsuppress lifts it; an erased address is never added again
+by them.
 
   list [--status STATUS]                   print subscribers (tab-separated)
   add EMAIL [--name N] [--topics a;b] [--cadence C]
@@ -28,8 +30,13 @@ suppress, an unsubscribe or hard bounces) always wins over the list files.
   remove EMAIL                             suppress as removed by hand
   suppress EMAIL [--as unsubscribed|bounced|complained|removed]
                                            suppress with a reason
+  unsuppress EMAIL --reason TEXT           lift a suppression (an operator's decision, recorded)
+  history EMAIL                            every status change of one address: when, who, why
   import FILE.csv                          add every row of a CSV (email,name,topics,cadence)
   export [--out FILE] [--status STATUS]    write subscribers as CSV
+  export EMAIL [--out FILE]                all that is held about one address, as JSON
+  erase EMAIL                              delete all that is held about one address, keeping
+                                           a keyed hash so that it is never added again
 
 ` + statusHelp + `
 
@@ -45,7 +52,7 @@ var allStatuses = []string{store.StatusActive, store.StatusPending, store.Status
 	store.StatusUnsubscribed, store.StatusBounced, store.StatusComplained, store.StatusRemoved}
 
 func runSubscribers(ctx context.Context, e *env, args []string) int {
-	fs := e.flags("subscribers", "list|add|remove|suppress|import|export ...", subscribersHelp)
+	fs := e.flags("subscribers", "list|add|remove|suppress|unsuppress|history|import|export|erase ...", subscribersHelp)
 	// The subcommand's own flags follow it: read only what comes before it here.
 	rest, st := fs.parseLeading(args)
 	if st >= 0 {
@@ -66,10 +73,16 @@ func runSubscribers(ctx context.Context, e *env, args []string) int {
 		run = c.remove
 	case "suppress":
 		run = c.suppress
+	case "unsuppress":
+		run = c.unsuppress
+	case "history":
+		run = c.history
 	case "import":
 		run = c.importCSV
 	case "export":
 		run = c.export
+	case "erase":
+		run = c.erase
 	default:
 		return fs.fail("unknown subcommand %q", sub)
 	}
@@ -121,6 +134,16 @@ func statuses(fs *cmdFlags, s string) ([]string, int) {
 	return out, -1
 }
 
+// openWithArg parses the flags of a command that takes one argument, then
+// opens the store.
+func (c *subscribersCmd) openWithArg(ctx context.Context, fs *cmdFlags, args []string) ([]string, int) {
+	positional, st := fs.parse(args, 1, 1)
+	if st >= 0 {
+		return nil, st
+	}
+	return positional, c.open(ctx)
+}
+
 // openWithStatuses parses the flags of a command that takes no argument and a
 // --status list, then opens the store.
 func (c *subscribersCmd) openWithStatuses(ctx context.Context, fs *cmdFlags, args []string, status *string) ([]string, int) {
@@ -163,8 +186,11 @@ func (c *subscribersCmd) add(ctx context.Context, args []string) int {
 	fs := c.e.flags("subscribers add", "EMAIL", `Add an active subscriber. For an address already known, change only what is
 given: a name, topics or cadence left out stay as they are. A suppressed
 address (unsubscribed, bounced, complained, removed) is refused: what the
-reader said stands.`)
+reader said stands (subscribers unsuppress lifts it, with a reason). An
+address erased on request is refused too, unless --after-erasure says that
+the person asked to be added again.`)
 	name := fs.String("name", "", "display name")
+	afterErasure := fs.Bool("after-erasure", false, "add an address that was erased on request (the person asked to come back)")
 	topics := fs.String("topics", "", "topics separated by ; (empty: all)")
 	cadence := fs.String("cadence", "", "immediate, daily or weekly (default: digest.default_cadence for a new address)")
 	positional, st := fs.parse(args, 1, 1)
@@ -201,7 +227,11 @@ reader said stands.`)
 	if err != nil {
 		return c.fail(err)
 	}
-	s, err := c.db.AddSubscriber(ctx, store.SubscriberInput{Email: row.Email, Name: row.Name, Topics: row.Topics, Cadence: row.Cadence, Source: store.SourceCLI, Status: store.StatusActive, ConsentSource: "cli"}, c.now)
+	s, err := c.db.AddSubscriber(ctx, store.SubscriberInput{Email: row.Email, Name: row.Name, Topics: row.Topics, Cadence: row.Cadence,
+		Source: store.SourceCLI, Status: store.StatusActive, ConsentSource: "cli", AfterErasure: *afterErasure}, c.now)
+	if errors.Is(err, store.ErrErased) {
+		return c.fail(fmt.Errorf("%w; add --after-erasure if the person asked to be added again", err))
+	}
 	if err != nil {
 		return c.fail(err)
 	}
@@ -234,7 +264,7 @@ func (c *subscribersCmd) remove(ctx context.Context, args []string) int {
 	if st >= 0 {
 		return st
 	}
-	return c.suppressAs(ctx, positional[0], store.StatusRemoved)
+	return c.suppressAs(ctx, positional[0], store.StatusRemoved, "subscribers remove")
 }
 
 func (c *subscribersCmd) suppress(ctx context.Context, args []string) int {
@@ -247,10 +277,10 @@ func (c *subscribersCmd) suppress(ctx context.Context, args []string) int {
 	if !store.IsSuppressed(*as) {
 		return fs.fail("--as: %q is not a reason (unsubscribed, bounced, complained or removed)", *as)
 	}
-	return c.suppressAs(ctx, positional[0], *as)
+	return c.suppressAs(ctx, positional[0], *as, "subscribers suppress --as "+*as)
 }
 
-func (c *subscribersCmd) suppressAs(ctx context.Context, email, as string) int {
+func (c *subscribersCmd) suppressAs(ctx context.Context, email, as, reason string) int {
 	if st := c.open(ctx); st >= 0 {
 		return st
 	}
@@ -262,12 +292,16 @@ func (c *subscribersCmd) suppressAs(ctx context.Context, email, as string) int {
 		if _, verr := valid.Email(email); verr != nil {
 			return c.fail(fmt.Errorf("email %q %v", email, verr))
 		}
-		s, err = c.db.AddSubscriber(ctx, store.SubscriberInput{Email: email, Source: store.SourceCLI, Status: as, ConsentSource: "cli suppress"}, c.now)
+		s, err = c.db.AddSubscriber(ctx, store.SubscriberInput{Email: email, Source: store.SourceCLI, Status: as, ConsentSource: reason}, c.now)
+	}
+	if errors.Is(err, store.ErrErased) {
+		fmt.Fprintf(c.e.stdout, "%s: %v; it stays suppressed by its hash\n", email, err)
+		return ExitOK
 	}
 	if err != nil {
 		return c.fail(err)
 	}
-	if err := c.db.SetStatus(ctx, s.ID, as, c.now); err != nil {
+	if err := c.db.SetStatus(ctx, s.ID, as, store.Change{By: store.ByCLI, Reason: reason}, c.now); err != nil {
 		return c.fail(err)
 	}
 	fmt.Fprintf(c.e.stdout, "%s: %s\n", email, as)
@@ -276,11 +310,8 @@ func (c *subscribersCmd) suppressAs(ctx context.Context, email, as string) int {
 
 func (c *subscribersCmd) importCSV(ctx context.Context, args []string) int {
 	fs := c.e.flags("subscribers import", "FILE.csv", "Add every valid row of a CSV file (header: email,name,topics,cadence) as active subscribers.")
-	positional, st := fs.parse(args, 1, 1)
+	positional, st := c.openWithArg(ctx, fs, args)
 	if st >= 0 {
-		return st
-	}
-	if st := c.open(ctx); st >= 0 {
 		return st
 	}
 	defer c.db.Close()
@@ -294,37 +325,69 @@ func (c *subscribersCmd) importCSV(ctx context.Context, args []string) int {
 	for _, p := range problems {
 		fmt.Fprintln(c.e.stderr, p.String())
 	}
-	added := 0
+	added, erased := 0, 0
 	for _, row := range rows {
-		if _, err := c.db.AddSubscriber(ctx, store.SubscriberInput{Email: row.Email, Name: row.Name, Topics: row.Topics, Cadence: row.Cadence, Source: store.SourceCLI, Status: store.StatusActive, ConsentSource: fmt.Sprintf("import %s:%d", row.File, row.Line)}, c.now); err != nil {
+		_, err := c.db.AddSubscriber(ctx, store.SubscriberInput{Email: row.Email, Name: row.Name, Topics: row.Topics, Cadence: row.Cadence, Source: store.SourceCLI, Status: store.StatusActive, ConsentSource: fmt.Sprintf("import %s:%d", row.File, row.Line)}, c.now)
+		if errors.Is(err, store.ErrErased) {
+			// Said by file and line: the row is the operator's to remove.
+			fmt.Fprintf(c.e.stderr, "%s:%d: error: the address was %v; not added (subscribers add --after-erasure adds it)\n", row.File, row.Line, err)
+			erased++
+			continue
+		}
+		if err != nil {
 			return c.fail(err)
 		}
 		added++
 	}
-	fmt.Fprintf(c.e.stdout, "imported %d subscribers, %d problems\n", added, len(problems))
-	if len(problems) > 0 {
+	fmt.Fprintf(c.e.stdout, "imported %d subscribers, %d problems\n", added, len(problems)+erased)
+	if len(problems)+erased > 0 {
 		return ExitFailures
 	}
 	return ExitOK
 }
 
 func (c *subscribersCmd) export(ctx context.Context, args []string) int {
-	fs := c.e.flags("subscribers export", "", "Write subscribers as CSV (email,name,topics,cadence).\n\n"+statusHelp)
+	fs := c.e.flags("subscribers export", "[EMAIL]", `Without EMAIL: write subscribers as CSV (email,name,topics,cadence).
+
+With EMAIL: write all that is held about that one address as JSON (a
+person's request for their data): the subscriber (status, preferences, when
+and how they joined and consented), every status change with who made it and
+why, every delivery (digest, pieces, status, attempts, Message-ID, times) and
+every bounce, complaint or webhook event about it.
+
+`+statusHelp)
 	out := fs.String("out", "", "file to write (default: standard output)")
-	status := fs.String("status", store.StatusActive, "only these statuses (comma-separated; empty: all)")
-	only, st := c.openWithStatuses(ctx, fs, args, status)
+	status := fs.String("status", store.StatusActive, "CSV: only these statuses (comma-separated; empty: all)")
+	positional, st := fs.parse(args, 0, 1)
 	if st >= 0 {
+		return st
+	}
+	var only []string
+	if len(positional) == 1 {
+		given := false
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == "status" })
+		if given {
+			return fs.fail("--status is for the CSV of every subscriber, not for one address")
+		}
+	} else if only, st = statuses(fs, *status); st >= 0 {
+		return st
+	}
+	if st := c.open(ctx); st >= 0 {
 		return st
 	}
 	defer c.db.Close()
 	var w io.Writer = c.e.stdout
 	if *out != "" {
-		f, err := os.Create(*out)
+		// Personal data: readable by its owner only.
+		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return c.fail(err)
 		}
 		defer f.Close()
 		w = f
+	}
+	if len(positional) == 1 {
+		return c.exportPerson(ctx, w, positional[0])
 	}
 	cw, err := subscriber.NewCSVWriter(w)
 	if err != nil {

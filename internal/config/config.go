@@ -49,6 +49,8 @@ type Config struct {
 	HTTP        HTTP          `yaml:"http"`
 	Tokens      Tokens        `yaml:"tokens"`
 	Store       Store         `yaml:"store"`
+	Bounces     Bounces       `yaml:"bounces"`
+	Webhooks    Webhooks      `yaml:"webhooks"`
 
 	file     string            // the configuration file read, "" when none was
 	sources  map[string]string // key -> where its value came from, for keys not at their default
@@ -156,6 +158,9 @@ type Store struct {
 	// Leases coordinate runs and replicas through the database; a run that dies
 	// holds its lease (and the deliveries claimed under it) until it expires.
 	LeaseTTL time.Duration `yaml:"lease_ttl" doc:"how long a lease lasts unless renewed (renewed every third of it); a process that died blocks the work it held this long"`
+	// Deliveries hold who was sent what and when: personal data, kept no
+	// longer than it serves (matching late bounces, answering a reader).
+	DeliveryRetention time.Duration `yaml:"delivery_retention" doc:"finished deliveries of digests older than this, and bounce and webhook events, are deleted by each run (at least 1d; 0 keeps them for ever); pending ones and the status history are kept"`
 }
 
 // Defaults returns the configuration used for every key the file and environment leave unset.
@@ -196,7 +201,8 @@ func Defaults() Config {
 		Grace:    30 * time.Second,
 		HTTP:     HTTP{Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9090", RateLimit: 5},
 		Tokens:   Tokens{ConfirmTTL: 48 * time.Hour},
-		Store:    Store{Driver: "sqlite", LeaseTTL: 30 * time.Second},
+		Store:    Store{Driver: "sqlite", LeaseTTL: 30 * time.Second, DeliveryRetention: 400 * 24 * time.Hour},
+		Bounces:  Bounces{Schedule: "@every 15m", POP3: POP3{TLS: "tls"}},
 	}
 }
 
@@ -881,6 +887,10 @@ func (c *Config) validate() Errors {
 	if c.Store.LeaseTTL < time.Second {
 		bad("store.lease_ttl", "must be at least 1s, got %s", c.Store.LeaseTTL)
 	}
+	if r := c.Store.DeliveryRetention; r != 0 && r < 24*time.Hour {
+		bad("store.delivery_retention", "must be at least 1d (or 0 to keep deliveries for ever), got %s", formatDuration(r))
+	}
+	c.validateFeedback(bad)
 	return errs
 }
 

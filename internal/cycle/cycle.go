@@ -338,7 +338,9 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 	if err := r.syncSubscribers(ctx, sum, now); err != nil {
 		return sum, err
 	}
-	return sum, r.deliver(ctx, sum, pieces, newest, opts)
+	err := r.deliver(ctx, sum, pieces, newest, opts)
+	r.purge(ctx)
+	return sum, err
 }
 
 // deliver plans the digests due and sends what is pending, under the store's

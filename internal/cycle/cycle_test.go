@@ -232,7 +232,7 @@ func TestSuppressedBeforeSendIsSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.store.SetStatus(context.Background(), leave.ID, store.StatusUnsubscribed, b.now); err != nil {
+	if err := b.store.SetStatus(context.Background(), leave.ID, store.StatusUnsubscribed, store.Change{By: store.ByWeb, Reason: "test"}, b.now); err != nil {
 		t.Fatal(err)
 	}
 	b.srv.SetOptions(smtptest.Options{})

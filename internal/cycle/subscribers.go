@@ -39,8 +39,12 @@ func (r *Runner) syncSubscribers(ctx context.Context, sum *Summary, now time.Tim
 	for _, d := range sum.Sync.DuplicateExamples {
 		r.log.Warn("subscriber list: address listed more than once; the later row wins", "address", d)
 	}
+	for _, where := range sum.Sync.ErasedOrigins {
+		r.log.Warn("subscriber list: an address erased on request is listed; it is not added (remove it from the file)", "row", where)
+	}
 	s := sum.Sync
-	r.log.Info("synced subscriber lists", "added", s.Added, "updated", s.Updated, "reactivated", s.Reactivated, "gone", s.Gone, "kept_suppressed", s.KeptSuppressed, "duplicates", s.Duplicates)
+	r.log.Info("synced subscriber lists", "added", s.Added, "updated", s.Updated, "reactivated", s.Reactivated, "gone", s.Gone, "kept_suppressed", s.KeptSuppressed,
+		"erased", s.Erased, "duplicates", s.Duplicates)
 	return nil
 }
 

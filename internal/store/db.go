@@ -40,6 +40,9 @@ type DB struct {
 	writeMu sync.Mutex
 	// prepared holds the statements of the send path, prepared once.
 	prepared map[string]*sql.Stmt
+	// erasureKey keys the hashes of erased addresses, read (or made) once.
+	keyMu      sync.Mutex
+	erasureKey []byte
 }
 
 var _ Store = (*DB)(nil)
@@ -61,6 +64,9 @@ type engine struct {
 	// holding the same key is running (PostgreSQL's advisory locks); nil when
 	// writers are serialised anyway.
 	serialize func(ctx context.Context, tx *sql.Tx, key int64) error
+	// scrub, when set, runs an erasure so that what it deletes leaves no copy
+	// in the database's files; nil runs it as any other transaction.
+	scrub func(ctx context.Context, s *DB, fn func(tx *sql.Tx) error) error
 }
 
 // Keys for engine.serialize.
@@ -75,7 +81,7 @@ type queryer interface {
 
 // hotStatements are prepared once at open: the send path runs them per message.
 var hotStatements = []string{
-	"outcome-sent", "outcome-retry", "outcome-failed", "outcome-skipped", "count-bounce",
+	"outcome-sent", "outcome-retry", "outcome-failed", "outcome-skipped",
 	"claim-deliveries",
 }
 
@@ -140,11 +146,21 @@ func (s *DB) Ping(ctx context.Context) error {
 
 // inTx runs fn in one write transaction, committed when fn returns nil.
 func (s *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	return s.inTxOn(ctx, s.db, fn)
+}
+
+// beginner is the pool, or one connection taken from it.
+type beginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// inTxOn is inTx on a given connection.
+func (s *DB) inTxOn(ctx context.Context, on beginner, fn func(tx *sql.Tx) error) (err error) {
 	if s.eng.oneWriter {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := on.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

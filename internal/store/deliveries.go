@@ -228,15 +228,17 @@ func (s *DB) RecordOutcomes(ctx context.Context, fence int64, outcomes []Outcome
 			}
 			if o.Kind == OutcomePermanent {
 				var (
-					id, bounces int64
-					status      string
+					id   int64
+					from string
 				)
-				err := stmt("count-bounce").QueryRowContext(ctx, bounceLimit, atUS, o.DeliveryID).Scan(&id, &status, &bounces)
-				if err != nil {
+				if err := tx.QueryRowContext(ctx, s.sql["delivery-subscriber-for-update"], o.DeliveryID).Scan(&id, &from); err != nil {
 					return fmt.Errorf("count bounce of delivery %d: %w", o.DeliveryID, err)
 				}
-				// Reaching the limit exactly is the moment of suppression.
-				if status == StatusBounced && bounces == int64(bounceLimit) {
+				suppressed, err := s.countHardBounce(ctx, tx, id, from, bounceLimit, Change{By: BySend, Reason: clip(o.Error)}, atUS)
+				if err != nil {
+					return fmt.Errorf("delivery %d: %w", o.DeliveryID, err)
+				}
+				if suppressed {
 					res.Suppressed = append(res.Suppressed, id)
 				}
 			}

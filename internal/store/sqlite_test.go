@@ -45,8 +45,12 @@ func TestOpenSetsPragmasAndCreatesDir(t *testing.T) {
 		if err := c.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&syncMode); err != nil {
 			t.Fatal(err)
 		}
-		if mode != "wal" || fk != 1 || busy != 10000 || syncMode != 1 {
-			t.Errorf("conn %d: journal_mode=%s foreign_keys=%d busy_timeout=%d synchronous=%d", i, mode, fk, busy, syncMode)
+		var secure int
+		if err := c.QueryRowContext(ctx, `PRAGMA secure_delete`).Scan(&secure); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "wal" || fk != 1 || busy != 10000 || syncMode != 1 || secure != 2 {
+			t.Errorf("conn %d: journal_mode=%s foreign_keys=%d busy_timeout=%d synchronous=%d secure_delete=%d", i, mode, fk, busy, syncMode, secure)
 		}
 	}
 	for _, c := range conns {

@@ -30,6 +30,32 @@ const (
 	SourceCLI  = "cli"
 )
 
+// Who or what changed a subscriber's status, as the history records it
+// (Change.By, StatusChange.By).
+const (
+	BySync    = "sync"    // the list files
+	ByWeb     = "web"     // the reader, on the site: sign-up, confirmation, unsubscribe
+	ByCLI     = "cli"     // an operator, with publisher subscribers
+	BySend    = "send"    // the SMTP server's answers during a run (the bounce limit)
+	ByMailbox = "mailbox" // a delivery status notification or complaint report read from the bounce mailbox
+	ByWebhook = "webhook" // an email service provider's webhook
+)
+
+// Change says who or what changes a status, and why, for the history.
+type Change struct {
+	By     string
+	Reason string
+}
+
+// StatusChange is one entry of a subscriber's history. From is "" for an
+// address that was new.
+type StatusChange struct {
+	SubscriberID int64
+	From, To     string
+	By, Reason   string
+	At           time.Time
+}
+
 // IsSuppressed reports whether a status keeps an address from ever being mailed
 // again until a person lifts it.
 func IsSuppressed(status string) bool {
@@ -50,6 +76,19 @@ const (
 
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
+
+// ErrErased is returned for an address erased on request: AddSubscriber
+// refuses it unless told it may add it again (SubscriberInput.AfterErasure),
+// and Export and Unsuppress find nothing but its hash.
+var ErrErased = errors.New("erased on request")
+
+// ErrInFlight is returned by Erase while a run holds a delivery to the
+// address: erase it once the run is over.
+var ErrInFlight = errors.New("a run is sending to this address")
+
+// ErrNotSuppressed is returned by Unsuppress for an address that is not
+// suppressed.
+var ErrNotSuppressed = errors.New("not suppressed")
 
 // ErrLeaseHeld is returned by AcquireLease when another holder has the lease and
 // it has not expired.
@@ -96,11 +135,19 @@ type SubscriberInput struct {
 	Status        string // for new rows: active (file, cli) or pending (web)
 	ConsentIP     string
 	ConsentSource string
+	// AfterErasure adds an address erased on request (an operator who knows,
+	// and has the person's word); without it such an address is refused.
+	AfterErasure bool
 }
 
 // SyncResult counts what a list-file sync changed.
 type SyncResult struct {
 	Added, Updated, Reactivated, Gone, KeptSuppressed int
+	// Erased counts listed addresses that were erased on request, and so not
+	// added; ErasedOrigins says where the first few are listed (file and
+	// line, not the address).
+	Erased        int
+	ErasedOrigins []string
 	// Duplicates counts rows whose address an earlier row already gave (the later
 	// row wins); DuplicateExamples names the first few with where they stand.
 	Duplicates        int
@@ -164,6 +211,93 @@ type OutcomeResult struct {
 	// delivery is no longer claimed under the writer's fence: another sender took
 	// it over. The writer has lost its lease and must stop sending.
 	Fenced []int64
+}
+
+// Event kinds: what a bounce, a complaint report or a webhook says about a
+// delivery (the words of package bounce).
+const (
+	EventHardBounce  = "hard_bounce" // the address is dead: counts toward the bounce limit
+	EventSoftBounce  = "soft_bounce" // a full mailbox, or a server that gave up on temporary failures
+	EventRefused     = "refused"     // refused for the sender's reasons (policy, content, a block list)
+	EventDelayed     = "delayed"     // a server on the way is still trying
+	EventDelivered   = "delivered"   // a server on the way, or the provider, delivered it
+	EventComplaint   = "complaint"   // the reader marked it as spam: suppresses at once
+	EventUnsubscribe = "unsubscribe" // the reader left through the provider's link: suppresses at once
+)
+
+// What recording an event did (EventResult.Effect).
+const (
+	EffectRecorded   = "recorded"   // kept for the record; a kind that changes nothing, or a suppression already in force
+	EffectCounted    = "counted"    // a hard bounce, counted toward the bounce limit
+	EffectSuppressed = "suppressed" // it suppressed the subscriber
+	EffectRepeat     = "repeat"     // a hard bounce of a delivery whose bounce was counted already
+	EffectUnmatched  = "unmatched"  // about neither a delivery nor a subscriber we know
+	EffectErased     = "erased"     // about an address erased on request: not kept
+)
+
+// Event is one piece of feedback about a delivery, from the bounce mailbox or
+// a provider's webhook.
+type Event struct {
+	// Source ("dsn", "arf", "ses", "postmark", "mailgun", "sendgrid") and ID,
+	// the source's own id for it, make the event's identity: recorded once.
+	Source, ID string
+	Kind       string
+	// Recipient is the reader's address as the report gives it; MessageID our
+	// Message-ID of the digest (angle brackets optional). Either may be empty.
+	Recipient, MessageID string
+	Status, Diagnostic   string
+	At                   time.Time // when it happened, by the report; zero when unknown
+	// By is the way it came: ByMailbox or ByWebhook (the history's "by").
+	By string
+}
+
+// EventResult says what recording an event did.
+type EventResult struct {
+	// New is false for an event recorded before, which changed nothing now.
+	New bool
+	// DeliveryID and SubscriberID are what it was matched to (0: nothing).
+	DeliveryID, SubscriberID int64
+	Effect                   string
+}
+
+// Person is all that is held about one address (Export).
+type Person struct {
+	// Subscriber is the zero Subscriber when only events name the address.
+	Subscriber Subscriber
+	History    []StatusChange
+	Deliveries []DeliveryRecord
+	Events     []EventRecord
+}
+
+// DeliveryRecord is one delivery of the ledger, as Export shows it.
+type DeliveryRecord struct {
+	ID, DigestID         int64
+	Status               string
+	PieceIDs             []string
+	Attempts             int
+	MessageID, LastError string
+	CreatedAt            time.Time
+	NextAttempt          time.Time // zero: at once
+	SentAt               time.Time // zero unless sent
+}
+
+// EventRecord is one recorded event, as Export shows it (By is not kept).
+type EventRecord struct {
+	Event
+	ReceivedAt time.Time
+	DeliveryID int64 // 0: matched to no delivery
+	Effect     string
+}
+
+// Purged counts what Purge deleted.
+type Purged struct {
+	Deliveries, Digests, Events int64
+}
+
+// Erasure says what Erase deleted.
+type Erasure struct {
+	Subscriber                  bool
+	Deliveries, History, Events int64
 }
 
 // Lease is a named right to act alone (plan, or send on an engine with one
@@ -235,16 +369,38 @@ type Store interface {
 	SyncSubscribers(ctx context.Context, each func(add func(SubscriberInput) error) error, now time.Time) (SyncResult, error)
 	// AddSubscriber inserts an address or updates its name, topics and cadence.
 	// It never lifts a suppression; the returned subscriber shows the status in force.
+	// A new address erased on request is refused with ErrErased, unless
+	// in.AfterErasure.
+	// A new address, or a gone one coming back, starts a history entry by its
+	// Source (web, cli; file is the sync) with its ConsentSource as the reason.
 	AddSubscriber(ctx context.Context, in SubscriberInput, now time.Time) (Subscriber, error)
 	SubscriberByEmail(ctx context.Context, email string) (Subscriber, error)
 	SubscriberByID(ctx context.Context, id int64) (Subscriber, error)
 	// EachSubscriber streams subscribers in id order, by pages, without holding the list.
 	// An empty status list means every status.
 	EachSubscriber(ctx context.Context, statuses []string, fn func(Subscriber) error) error
-	// SetStatus changes a subscriber's status (confirm, unsubscribe, suppress, ...).
+	// SetStatus changes a subscriber's status (confirm, unsubscribe, suppress, ...)
+	// and records the change, with who made it and why, in its history.
 	// Setting active also records ConfirmedAt when it was zero.
-	SetStatus(ctx context.Context, id int64, status string, now time.Time) error
+	SetStatus(ctx context.Context, id int64, status string, why Change, now time.Time) error
+	// StatusHistory lists every status change of a subscriber, oldest first.
+	StatusHistory(ctx context.Context, id int64) ([]StatusChange, error)
 	SetPreferences(ctx context.Context, id int64, topics []string, cadence string, now time.Time) error
+	// Export returns all that is held about one address: its subscriber row,
+	// history, deliveries and events. ErrNotFound when nothing is (wrapping
+	// ErrErased too when the address was erased).
+	Export(ctx context.Context, email string) (Person, error)
+	// Erase deletes all that is held about one address (its deliveries,
+	// history and events, then the subscriber) and keeps a keyed hash of it,
+	// so that no list file or sign-up adds it again. ErrInFlight while a run
+	// holds a delivery to it.
+	Erase(ctx context.Context, email string, now time.Time) (Erasure, error)
+	// Unsuppress lifts a suppression, an operator's decision: the address goes
+	// back to active (pending when it signed up on the web and never
+	// confirmed), its hard-bounce count starts afresh, and the history records
+	// reason. ErrNotFound for an unknown address (wrapping ErrErased too for
+	// an erased one), ErrNotSuppressed for one that is not suppressed.
+	Unsuppress(ctx context.Context, email, reason string, now time.Time) (Subscriber, error)
 
 	// CreateDigest starts a digest (one planning pass) and returns its id.
 	CreateDigest(ctx context.Context, now time.Time) (int64, error)
@@ -272,6 +428,20 @@ type Store interface {
 	// bounce to the subscriber and suppresses it (bounced) when it reaches
 	// bounceLimit.
 	RecordOutcomes(ctx context.Context, fence int64, outcomes []Outcome, bounceLimit int) (OutcomeResult, error)
+	// RecordEvent records a bounce, complaint or webhook event once (by Source
+	// and ID) and applies it, in one transaction: matched to the delivery by
+	// our Message-ID, else to the subscriber by address, a hard bounce counts
+	// toward bounceLimit (one per delivery; bounced at the limit), a complaint
+	// suppresses as complained and an unsubscribe as unsubscribed at once;
+	// other kinds are only recorded. A suppression in force is never replaced.
+	// An event about an address erased on request is not kept (New is false,
+	// Effect is EffectErased).
+	RecordEvent(ctx context.Context, e Event, bounceLimit int, now time.Time) (EventResult, error)
+	// Purge deletes, batch rows to a transaction, the finished deliveries of
+	// digests planned before before (and those digests once empty), and the
+	// events received before it. Pending deliveries and the status history
+	// are kept.
+	Purge(ctx context.Context, before time.Time, batch int) (Purged, error)
 	// ReleaseClaims gives up the claims held under fence on deliveries still pending.
 	ReleaseClaims(ctx context.Context, fence int64) error
 	CountDeliveries(ctx context.Context) (DeliveryCounts, error)

@@ -125,7 +125,7 @@ func TestSyncSubscribers(t *testing.T) {
 		}
 		cli := mustAdd(t, s, "cli@example.org")
 		cy, _ := s.SubscriberByEmail(ctx, "cy@example.org")
-		if err := s.SetStatus(ctx, cy.ID, StatusUnsubscribed, t0); err != nil {
+		if err := s.SetStatus(ctx, cy.ID, StatusUnsubscribed, byHand, t0); err != nil {
 			t.Fatal(err)
 		}
 
@@ -221,7 +221,7 @@ func TestSyncKeepsEverySuppressedStatus(t *testing.T) {
 		}
 		for _, st := range suppressed {
 			sub, _ := s.SubscriberByEmail(ctx, st+"@example.org")
-			if err := s.SetStatus(ctx, sub.ID, st, t0); err != nil {
+			if err := s.SetStatus(ctx, sub.ID, st, byHand, t0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -276,7 +276,7 @@ func TestAddSubscriber(t *testing.T) {
 			t.Fatalf("update: %+v", again)
 		}
 		// Never lifts a suppression.
-		if err := s.SetStatus(ctx, cli.ID, StatusComplained, t0); err != nil {
+		if err := s.SetStatus(ctx, cli.ID, StatusComplained, byHand, t0); err != nil {
 			t.Fatal(err)
 		}
 		still, err := s.AddSubscriber(ctx, SubscriberInput{Email: "c@example.org", Status: StatusActive, Source: SourceCLI}, t0)
@@ -323,7 +323,7 @@ func TestLookupsNotFound(t *testing.T) {
 		if _, err := s.SubscriberByID(ctx, 42); !errors.Is(err, ErrNotFound) {
 			t.Errorf("by id: %v", err)
 		}
-		if err := s.SetStatus(ctx, 42, StatusActive, t0); !errors.Is(err, ErrNotFound) {
+		if err := s.SetStatus(ctx, 42, StatusActive, byHand, t0); !errors.Is(err, ErrNotFound) {
 			t.Errorf("set status: %v", err)
 		}
 		if err := s.SetPreferences(ctx, 42, nil, "daily", t0); !errors.Is(err, ErrNotFound) {
@@ -343,7 +343,7 @@ func TestSetStatusAndPreferences(t *testing.T) {
 			t.Fatal(err)
 		}
 		t1 := t0.Add(time.Minute)
-		if err := s.SetStatus(ctx, sub.ID, StatusActive, t1); err != nil {
+		if err := s.SetStatus(ctx, sub.ID, StatusActive, byHand, t1); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := s.SubscriberByID(ctx, sub.ID)
@@ -351,13 +351,13 @@ func TestSetStatusAndPreferences(t *testing.T) {
 			t.Fatalf("confirm: %+v", got)
 		}
 		// A second confirmation keeps the first time.
-		if err := s.SetStatus(ctx, sub.ID, StatusActive, t1.Add(time.Hour)); err != nil {
+		if err := s.SetStatus(ctx, sub.ID, StatusActive, byHand, t1.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ = s.SubscriberByID(ctx, sub.ID); !got.ConfirmedAt.Equal(t1) {
 			t.Fatalf("reconfirm moved ConfirmedAt: %v", got.ConfirmedAt)
 		}
-		if err := s.SetStatus(ctx, sub.ID, "nonsense", t1); err == nil {
+		if err := s.SetStatus(ctx, sub.ID, "nonsense", byHand, t1); err == nil {
 			t.Error("unknown status accepted")
 		}
 		if err := s.SetPreferences(ctx, sub.ID, []string{"x", "y z"}, "weekly", t1); err != nil {
@@ -389,7 +389,7 @@ func TestEachSubscriberPagesInOrder(t *testing.T) {
 		// Every seventh one unsubscribes.
 		unsub := 0
 		for id := int64(7); id <= n; id += 7 {
-			if err := s.SetStatus(ctx, id, StatusUnsubscribed, t0); err != nil {
+			if err := s.SetStatus(ctx, id, StatusUnsubscribed, byHand, t0); err != nil {
 				t.Fatal(err)
 			}
 			unsub++
@@ -599,7 +599,7 @@ func TestPendingDeliveriesPagingAndNextAttempt(t *testing.T) {
 			t.Fatalf("at retry time: %d due, attempts %d", len(due), due[3].Attempts)
 		}
 		// A suppressed subscriber still shows, with its status, for the sender to skip.
-		if err := s.SetStatus(ctx, all[0].SubscriberID, StatusUnsubscribed, t0); err != nil {
+		if err := s.SetStatus(ctx, all[0].SubscriberID, StatusUnsubscribed, byHand, t0); err != nil {
 			t.Fatal(err)
 		}
 		due, _ = s.ClaimDeliveries(ctx, tl.Fence, 0, retryAt, 1)
@@ -726,7 +726,7 @@ func TestBounceLimitSuppresses(t *testing.T) {
 		tl := testLease(t, s)
 		active := mustAdd(t, s, "hard@example.org")
 		unsub := mustAdd(t, s, "left@example.org")
-		if err := s.SetStatus(ctx, unsub.ID, StatusUnsubscribed, t0); err != nil {
+		if err := s.SetStatus(ctx, unsub.ID, StatusUnsubscribed, byHand, t0); err != nil {
 			t.Fatal(err)
 		}
 		const limit = 3
@@ -770,7 +770,7 @@ func TestBounceLimitSuppresses(t *testing.T) {
 			}
 		}
 		// Lifting the suppression by hand gives a fresh count.
-		if err := s.SetStatus(ctx, active.ID, StatusActive, t0); err != nil {
+		if err := s.SetStatus(ctx, active.ID, StatusActive, byHand, t0); err != nil {
 			t.Fatal(err)
 		}
 		if sub, _ := s.SubscriberByID(ctx, active.ID); sub.HardBounces != 0 || sub.Status != StatusActive {
@@ -878,6 +878,17 @@ func BenchmarkRecordOutcomes(b *testing.B) {
 		}
 		if err := s.PlanDeliveries(ctx, tl, digest, plan, t0); err != nil {
 			b.Fatal(err)
+		}
+		// Outcomes are written only over claims.
+		for after := int64(0); ; {
+			ds, err := s.ClaimDeliveries(ctx, tl.Fence, after, t0, 500)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(ds) == 0 {
+				break
+			}
+			after = ds[len(ds)-1].ID
 		}
 		outs := make([]Outcome, batch)
 		b.ReportAllocs()

@@ -12,7 +12,7 @@ import (
 // maxDuplicateExamples bounds how many repeated addresses a sync names.
 const maxDuplicateExamples = 20
 
-// syncRowsPerStatement rows go into the staging table per statement (six
+// syncRowsPerStatement rows go into the staging table per statement (seven
 // parameters each).
 const syncRowsPerStatement = 500
 
@@ -53,8 +53,12 @@ func scanSubscriber(row rowScanner) (Subscriber, error) {
 // several processes (replicas on PostgreSQL) run one after another.
 func (s *DB) SyncSubscribers(ctx context.Context, each func(add func(SubscriberInput) error) error, now time.Time) (SyncResult, error) {
 	nowUS := toMicros(now)
+	hash, err := s.erasureHasher(ctx)
+	if err != nil {
+		return SyncResult{}, fmt.Errorf("sync subscribers: %w", err)
+	}
 	var res SyncResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res = SyncResult{}
 		if err := s.serialize(ctx, tx, lockSync); err != nil {
 			return fmt.Errorf("sync subscribers: %w", err)
@@ -64,7 +68,7 @@ func (s *DB) SyncSubscribers(ctx context.Context, each func(add func(SubscriberI
 				return fmt.Errorf("sync subscribers: staging: %w", err)
 			}
 		}
-		if err := s.stageRows(ctx, tx, each); err != nil {
+		if err := s.stageRows(ctx, tx, each, hash); err != nil {
 			return fmt.Errorf("sync subscribers: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.sql["sync-want-fill"]); err != nil {
@@ -82,18 +86,34 @@ func (s *DB) SyncSubscribers(ctx context.Context, each func(add func(SubscriberI
 		if err := tx.QueryRowContext(ctx, s.sql["sync-kept-suppressed"]).Scan(&res.KeptSuppressed); err != nil {
 			return fmt.Errorf("sync subscribers: suppressed: %w", err)
 		}
+		var err error
+		if res.Erased, res.ErasedOrigins, err = erasedOrigins(tx.QueryContext(ctx, s.sql["sync-erased"])); err != nil {
+			return fmt.Errorf("sync subscribers: erased: %w", err)
+		}
+		var maxID int64
+		if err := tx.QueryRowContext(ctx, s.sql["max-subscriber-id"]).Scan(&maxID); err != nil {
+			return fmt.Errorf("sync subscribers: %w", err)
+		}
+		// Each status change is recorded in the history by the statement
+		// before (or, for new rows, after) the one that makes it.
 		steps := []struct {
 			count *int
 			name  string
 			args  []any
 		}{
+			{nil, "sync-gone-history", []any{nowUS}},
 			{&res.Gone, "sync-gone", []any{nowUS}},
+			{nil, "sync-reactivate-history", []any{nowUS}},
 			{&res.Reactivated, "sync-reactivate", []any{nowUS, nowUS}},
 			{&res.Updated, "sync-update", []any{nowUS}},
 			{&res.Added, "sync-add", []any{nowUS, nowUS}},
+			{nil, "sync-add-history", []any{nowUS, maxID}},
 		}
 		for _, st := range steps {
 			r, err := tx.ExecContext(ctx, s.sql[st.name], st.args...)
+			if err == nil && st.count == nil {
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("sync subscribers: %s: %w", st.name, err)
 			}
@@ -118,13 +138,14 @@ func (s *DB) SyncSubscribers(ctx context.Context, each func(add func(SubscriberI
 }
 
 // stageRows streams the rows each hands over into sync_rows, many per statement.
-func (s *DB) stageRows(ctx context.Context, tx *sql.Tx, each func(add func(SubscriberInput) error) error) error {
-	full, err := tx.PrepareContext(ctx, s.bind(strings.Replace(s.raw["sync-staging-insert"], "{{values}}", valuesList(syncRowsPerStatement, 6), 1)))
+func (s *DB) stageRows(ctx context.Context, tx *sql.Tx, each func(add func(SubscriberInput) error) error, hash func(string) string) error {
+	const width = 7
+	full, err := tx.PrepareContext(ctx, s.bind(strings.Replace(s.raw["sync-staging-insert"], "{{values}}", valuesList(syncRowsPerStatement, width), 1)))
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
 	defer full.Close()
-	args := make([]any, 0, 6*syncRowsPerStatement)
+	args := make([]any, 0, width*syncRowsPerStatement)
 	flush := func() error {
 		if len(args) == 0 {
 			return nil
@@ -133,7 +154,7 @@ func (s *DB) stageRows(ctx context.Context, tx *sql.Tx, each func(add func(Subsc
 		if len(args) == cap(args) {
 			_, err = full.ExecContext(ctx, args...)
 		} else {
-			q := strings.Replace(s.raw["sync-staging-insert"], "{{values}}", valuesList(len(args)/6, 6), 1)
+			q := strings.Replace(s.raw["sync-staging-insert"], "{{values}}", valuesList(len(args)/width, width), 1)
 			_, err = tx.ExecContext(ctx, s.bind(q), args...)
 		}
 		args = args[:0]
@@ -146,7 +167,7 @@ func (s *DB) stageRows(ctx context.Context, tx *sql.Tx, each func(add func(Subsc
 		if email == "" {
 			return fmt.Errorf("row %d: empty email", n)
 		}
-		args = append(args, n, email, in.Name, encodeList(in.Topics), in.Cadence, in.ConsentSource)
+		args = append(args, n, email, in.Name, encodeList(in.Topics), in.Cadence, in.ConsentSource, hash(email))
 		if len(args) == cap(args) {
 			return flush()
 		}
@@ -156,6 +177,28 @@ func (s *DB) stageRows(ctx context.Context, tx *sql.Tx, each func(add func(Subsc
 		return err
 	}
 	return flush()
+}
+
+// erasedOrigins counts the rows and keeps the first few.
+func erasedOrigins(rows *sql.Rows, err error) (int, []string, error) {
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rows.Close()
+	var (
+		n   int
+		out []string
+	)
+	for rows.Next() {
+		var origin string
+		if err := rows.Scan(&origin); err != nil {
+			return 0, nil, err
+		}
+		if n++; len(out) < maxDuplicateExamples {
+			out = append(out, origin)
+		}
+	}
+	return n, out, rows.Err()
 }
 
 func duplicateExamples(rows *sql.Rows, err error) ([]string, error) {
@@ -198,13 +241,18 @@ func (s *DB) AddSubscriber(ctx context.Context, in SubscriberInput, now time.Tim
 	}
 	nowUS := toMicros(now)
 	topics := encodeList(in.Topics)
+	hash, err := s.erasureHasher(ctx)
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("add subscriber %s: %w", email, err)
+	}
 	var sub Subscriber
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var (
 			id      int64
 			current string
 			err     error
 		)
+		why := Change{By: byOfSource(source), Reason: in.ConsentSource}
 		// Twice at most: when two processes add a new address at once (replicas
 		// on PostgreSQL), the insert of the second finds the first's row, which
 		// it then reads, locked, and updates.
@@ -212,6 +260,9 @@ func (s *DB) AddSubscriber(ctx context.Context, in SubscriberInput, now time.Tim
 			err = tx.QueryRowContext(ctx, s.sql["subscriber-status-for-update"], email).Scan(&id, &current)
 			if !errNoRows(err) {
 				break
+			}
+			if why.Reason, err = s.unlessErased(ctx, tx, hash(email), in, why.Reason); err != nil {
+				return fmt.Errorf("add subscriber %s: %w", email, err)
 			}
 			confirmed := int64(0)
 			if status == StatusActive {
@@ -225,9 +276,14 @@ func (s *DB) AddSubscriber(ctx context.Context, in SubscriberInput, now time.Tim
 			}
 		}
 		switch {
-		case err != nil, current == "":
+		case err != nil:
+		case current == "":
+			err = s.recordChange(ctx, tx, id, "", status, why, nowUS)
 		case current == StatusGone:
 			_, err = tx.ExecContext(ctx, s.sql["return-subscriber"], in.Name, topics, in.Cadence, source, status, nowUS, nowUS, id)
+			if err == nil {
+				err = s.recordChange(ctx, tx, id, current, status, why, nowUS)
+			}
 		default:
 			_, err = tx.ExecContext(ctx, s.sql["update-subscriber"], in.Name, topics, in.Cadence, nowUS, id)
 		}
@@ -241,6 +297,23 @@ func (s *DB) AddSubscriber(ctx context.Context, in SubscriberInput, now time.Tim
 		return nil
 	})
 	return sub, err
+}
+
+// unlessErased refuses to add an address erased on request, unless the
+// input says it may; then the erasure is forgotten, and the history's
+// reason says so.
+func (s *DB) unlessErased(ctx context.Context, tx *sql.Tx, hash string, in SubscriberInput, reason string) (string, error) {
+	at, err := s.erasedAt(ctx, tx, hash)
+	if err != nil || at.IsZero() {
+		return reason, err
+	}
+	if !in.AfterErasure {
+		return reason, fmt.Errorf("%w on %s", ErrErased, at.Format(time.DateOnly))
+	}
+	if _, err := tx.ExecContext(ctx, s.sql["forget-erasure"], hash); err != nil {
+		return reason, fmt.Errorf("erasures: %w", err)
+	}
+	return strings.TrimSpace(fmt.Sprintf("added again after its erasure on %s; %s", at.Format(time.DateOnly), reason)), nil
 }
 
 // SubscriberByEmail looks an address up, case-insensitively.
@@ -312,15 +385,72 @@ func (s *DB) EachSubscriber(ctx context.Context, statuses []string, fn func(Subs
 	}
 }
 
-// SetStatus changes a subscriber's status. Setting active records the
-// confirmation time when there was none and clears the hard-bounce count.
-func (s *DB) SetStatus(ctx context.Context, id int64, status string, now time.Time) error {
+// SetStatus changes a subscriber's status and records the change in its
+// history. Setting active records the confirmation time when there was none
+// and clears the hard-bounce count.
+func (s *DB) SetStatus(ctx context.Context, id int64, status string, why Change, now time.Time) error {
 	if !knownStatus(status) {
 		return fmt.Errorf("set status of subscriber %d: unknown status %q", id, status)
 	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var from string
+		err := tx.QueryRowContext(ctx, s.sql["subscriber-for-update"], id).Scan(&from)
+		if errNoRows(err) {
+			return fmt.Errorf("set status of subscriber %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("set status of subscriber %d: %w", id, err)
+		}
+		return s.setStatus(ctx, tx, id, from, status, why, toMicros(now))
+	})
+}
+
+// Unsuppress lifts a suppression (see Store).
+func (s *DB) Unsuppress(ctx context.Context, email, reason string, now time.Time) (Subscriber, error) {
+	email, reason = normalizeEmail(email), strings.TrimSpace(reason)
+	if reason == "" {
+		return Subscriber{}, fmt.Errorf("unsuppress %s: a reason is required", email)
+	}
 	nowUS := toMicros(now)
-	res, err := s.exec(ctx, "set-status", status, nowUS, status, nowUS, status, id)
-	return affectedOne(res, err, fmt.Sprintf("set status of subscriber %d", id))
+	var sub Subscriber
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			id           int64
+			from, source string
+			confirmed    int64
+		)
+		err := tx.QueryRowContext(ctx, s.sql["unsuppress-subject"], email).Scan(&id, &from, &source, &confirmed)
+		if errNoRows(err) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !IsSuppressed(from) {
+			return fmt.Errorf("it is %s: %w", from, ErrNotSuppressed)
+		}
+		// Someone who signed up on the web and never confirmed has not
+		// consented yet: back to pending, not to active.
+		to := StatusActive
+		if source == SourceWeb && confirmed == 0 {
+			to = StatusPending
+		}
+		if _, err := tx.ExecContext(ctx, s.sql["unsuppress"], to, nowUS, id); err != nil {
+			return err
+		}
+		if err := s.recordChange(ctx, tx, id, from, to, Change{By: ByCLI, Reason: reason}, nowUS); err != nil {
+			return err
+		}
+		sub, err = scanSubscriber(tx.QueryRowContext(ctx, s.sql["subscriber-by-id"], id))
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		err = s.erasedError(ctx, email)
+	}
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("unsuppress %s: %w", email, err)
+	}
+	return sub, nil
 }
 
 // SetPreferences changes a subscriber's topics and cadence.

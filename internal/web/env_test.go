@@ -253,7 +253,7 @@ func (e *env) addSubscriber(email, status string) store.Subscriber {
 		e.t.Fatal(err)
 	}
 	if status != store.StatusActive {
-		if err := e.st.SetStatus(ctx, sub.ID, status, time.Now()); err != nil {
+		if err := e.st.SetStatus(ctx, sub.ID, status, store.Change{By: store.ByCLI, Reason: "test"}, time.Now()); err != nil {
 			e.t.Fatal(err)
 		}
 	}

@@ -103,6 +103,11 @@ func (s *Server) signup(ctx context.Context, j signupJob) error {
 		return nil
 	}
 	sub, err := s.opts.Store.AddSubscriber(ctx, in, now)
+	if errors.Is(err, store.ErrErased) {
+		// Erased at the reader's request: not added again, whoever asks.
+		s.logger.Info("subscribe: address erased on request, not added; nothing sent")
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("add %s: %w", in.Email, err)
 	}

@@ -49,7 +49,7 @@ func (s *Server) confirmGet(w http.ResponseWriter, r *http.Request) {
 	}
 	switch sub.Status {
 	case store.StatusPending:
-		if err := s.opts.Store.SetStatus(r.Context(), sub.ID, store.StatusActive, time.Now()); err != nil {
+		if err := s.opts.Store.SetStatus(r.Context(), sub.ID, store.StatusActive, store.Change{By: store.ByWeb, Reason: "confirmation link"}, time.Now()); err != nil {
 			s.logger.Error("confirm", "subscriber", sub.ID, "err", err)
 			s.renderError(w, r, http.StatusServiceUnavailable, "Please try again later", "We could not confirm your subscription just now.")
 			return
@@ -116,7 +116,11 @@ func (s *Server) unsubscribePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !store.IsSuppressed(sub.Status) {
-		if err := s.opts.Store.SetStatus(r.Context(), sub.ID, store.StatusUnsubscribed, time.Now()); err != nil {
+		why := store.Change{By: store.ByWeb, Reason: "unsubscribe page"}
+		if oneClick {
+			why.Reason = "one-click unsubscribe (RFC 8058)"
+		}
+		if err := s.opts.Store.SetStatus(r.Context(), sub.ID, store.StatusUnsubscribed, why, time.Now()); err != nil {
 			s.logger.Error("unsubscribe", "subscriber", sub.ID, "err", err)
 			s.renderError(w, r, http.StatusServiceUnavailable, "Please try again later", "We could not record your request just now.")
 			return

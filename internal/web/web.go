@@ -83,6 +83,8 @@ type Options struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed
 	// when finding the client address for the rate limit. Empty: none.
 	TrustedProxies []netip.Prefix
+	// Webhooks, when set, serves /webhooks/ (Webhooks.Handler).
+	Webhooks http.Handler
 }
 
 // Cadences a subscriber may choose, in the order the form shows them.
@@ -265,7 +267,8 @@ func CheckTemplates(fsys fs.FS) []error {
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
 // Handler returns the public HTTP interface: the site, the subscription
-// endpoints and /healthz, and /metrics and /readyz unless Options.AdminSeparate.
+// endpoints, the webhooks and /healthz, and /metrics and /readyz unless
+// Options.AdminSeparate.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -279,6 +282,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /unsubscribe", s.unsubscribePost)
 	mux.HandleFunc("GET /preferences", s.preferencesGet)
 	mux.HandleFunc("POST /preferences", s.preferencesPost)
+	if s.opts.Webhooks != nil {
+		mux.Handle("/webhooks/", s.opts.Webhooks)
+	}
 	mux.HandleFunc("/", s.static)
 	return securityHeaders(mux)
 }

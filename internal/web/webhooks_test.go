@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,8 +18,8 @@ import (
 	"publisher/internal/esp/esptest"
 )
 
-// memRecorder keeps events in memory: the store's table for them comes with
-// the store's rewrite. It keeps each (Source, ID) once, as the store must.
+// memRecorder keeps events in memory, each (Source, ID) once, as the store
+// does (the daemon records them in the store: e2e/feedback_test.go).
 type memRecorder struct {
 	mu     sync.Mutex
 	events map[string]bounce.Event
@@ -113,21 +112,7 @@ func newWebhookEnv(t *testing.T) *webhookEnv {
 
 func (env *webhookEnv) post(t *testing.T, provider string, body []byte, h http.Header) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, env.ts.URL+"/webhooks/"+provider, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return esptest.Post(t, env.ts.URL+"/webhooks/"+provider, body, h)
 }
 
 // Each provider's recorded bodies, over HTTP: the valid one is recorded, the

@@ -4,6 +4,7 @@
 package esptest
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -20,6 +21,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -40,6 +42,7 @@ type SNS struct {
 	key       *rsa.PrivateKey
 	server    *httptest.Server
 	roots     *x509.CertPool
+	caPEM     []byte
 	confirmed atomic.Int32
 	fetched   atomic.Int32
 }
@@ -75,6 +78,7 @@ func NewSNS(t testing.TB) *SNS {
 	}
 	s.roots = x509.NewCertPool()
 	s.roots.AddCert(ca)
+	s.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /SimpleNotificationService-0123456789abcdef.pem", func(w http.ResponseWriter, r *http.Request) {
@@ -105,6 +109,14 @@ func (s *SNS) Client() *http.Client {
 		TLSClientConfig: &tls.Config{RootCAs: s.roots, MinVersion: tls.VersionTLS12},
 	}}
 }
+
+// Addr is the TLS server's address, for a proxy that takes requests for
+// SNSHost to it (a subprocess cannot be given Client).
+func (s *SNS) Addr() string { return s.server.Listener.Addr().String() }
+
+// CAPEM is the certificate of the CA the TLS server's certificate is signed
+// by, as PEM: what a subprocess trusts through SSL_CERT_FILE.
+func (s *SNS) CAPEM() []byte { return s.caPEM }
 
 // Confirmed counts the subscription confirmations received; Fetched the
 // certificate downloads.
@@ -239,6 +251,27 @@ func SignSendGrid(t testing.TB, key *ecdsa.PrivateKey, at time.Time, body []byte
 		t.Fatal(err)
 	}
 	return timestamp, base64.StdEncoding.EncodeToString(sig)
+}
+
+// Post posts a webhook's body as a provider does (JSON, with header) and
+// returns the answer's status and body.
+func Post(t testing.TB, url string, body []byte, header http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func selfSigned(t testing.TB, name string, pub, priv any) *x509.Certificate {

@@ -71,3 +71,28 @@ SELECT COALESCE(SUM(CASE WHEN l.fence IS NULL THEN 1 ELSE 0 END), 0),
   FROM deliveries d
   LEFT JOIN leases l ON l.fence = d.claim_fence AND d.claim_fence <> 0 AND d.claim_fence <> ? AND l.expires_at > ?
  WHERE d.status = 'pending'
+
+-- name: delivery-by-message-id
+SELECT id, subscriber_id FROM deliveries WHERE message_id = ? ORDER BY id DESC LIMIT 1
+
+-- name: person-deliveries
+SELECT id, digest_id, status, piece_ids, attempts, next_attempt, last_error, message_id, sent_at, created_at
+  FROM deliveries WHERE subscriber_id = ? ORDER BY id
+
+-- name: erase-held
+-- Pending deliveries to the subscriber that a live sender holds: it would find
+-- them gone when it records their outcome, and take that for a lost claim.
+SELECT COUNT(*) FROM deliveries d JOIN leases l ON l.fence = d.claim_fence
+ WHERE d.subscriber_id = ? AND d.status = 'pending' AND d.claim_fence <> 0 AND l.expires_at > ?
+
+-- name: erase-deliveries
+DELETE FROM deliveries WHERE subscriber_id = ?
+
+-- name: purge-deliveries
+-- Finished deliveries of digests planned before the cutoff, a batch at a time,
+-- found through the (digest_id, subscriber_id) index. Pending ones stay until
+-- they are sent or given up.
+DELETE FROM deliveries WHERE id IN (
+       SELECT d.id FROM deliveries d JOIN digests g ON g.id = d.digest_id
+        WHERE g.created_at < ? AND d.status <> 'pending'
+        LIMIT ?)

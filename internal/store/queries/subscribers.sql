@@ -42,6 +42,15 @@ UPDATE subscribers SET status = ?, updated_at = ?,
        hard_bounces = CASE WHEN ? = 'active' THEN 0 ELSE hard_bounces END
  WHERE id = ?
 
+-- name: unsuppress-subject
+SELECT id, status, source, confirmed_at FROM subscribers WHERE email = ? {{for_update}}
+
+-- name: unsuppress
+UPDATE subscribers SET status = ?, hard_bounces = 0, updated_at = ? WHERE id = ?
+
+-- name: erase-subscriber
+DELETE FROM subscribers WHERE id = ?
+
 -- name: set-preferences
 UPDATE subscribers SET topics = ?, cadence = ?, updated_at = ? WHERE id = ?
 
@@ -54,26 +63,36 @@ UPDATE subscribers SET watermark = CASE WHEN subscribers.watermark < v.column2 T
   FROM (VALUES {{values}}) AS v
  WHERE subscribers.id = v.column1
 
--- name: count-bounce
--- The subscriber is taken from the delivery row, not from the caller. All
--- right-hand sides see the old row, so hard_bounces + 1 is the new count.
+-- name: subscriber-for-update
+SELECT status FROM subscribers WHERE id = ? {{for_update}}
+
+-- name: delivery-subscriber-for-update
+-- The subscriber a delivery went to, locked for the bounce count that follows:
+-- taken from the delivery row, not from the caller.
+SELECT s.id, s.status FROM subscribers s
+ WHERE s.id = (SELECT subscriber_id FROM deliveries WHERE id = ?) {{for_update}}
+
+-- name: count-hard-bounce
+-- All right-hand sides see the old row, so hard_bounces + 1 is the new count.
+-- A suppression already in force stays as it is.
 UPDATE subscribers SET hard_bounces = hard_bounces + 1,
        status = CASE WHEN hard_bounces + 1 >= ? AND status IN ('active', 'pending', 'gone')
                      THEN 'bounced' ELSE status END,
        updated_at = ?
- WHERE id = (SELECT subscriber_id FROM deliveries WHERE id = ?)
-RETURNING id, status, hard_bounces
+ WHERE id = ?
+RETURNING status, hard_bounces
 
 -- The list-file sync: rows are streamed into a staging table, then merged with
 -- set-based statements in the same transaction.
 
 -- name: sync-staging-create
+-- hash: the address's erasure hash (see erasures).
 CREATE TEMP TABLE IF NOT EXISTS sync_rows (seq BIGINT PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL,
-       topics TEXT NOT NULL, cadence TEXT NOT NULL, origin TEXT NOT NULL)
+       topics TEXT NOT NULL, cadence TEXT NOT NULL, origin TEXT NOT NULL, hash TEXT NOT NULL)
 
 -- name: sync-want-create
 CREATE TEMP TABLE IF NOT EXISTS sync_want (email TEXT PRIMARY KEY, name TEXT NOT NULL, topics TEXT NOT NULL,
-       cadence TEXT NOT NULL, origin TEXT NOT NULL, seq BIGINT NOT NULL)
+       cadence TEXT NOT NULL, origin TEXT NOT NULL, seq BIGINT NOT NULL, hash TEXT NOT NULL)
 
 -- name: sync-staging-clear
 DELETE FROM sync_rows
@@ -82,12 +101,12 @@ DELETE FROM sync_rows
 DELETE FROM sync_want
 
 -- name: sync-staging-insert
-INSERT INTO sync_rows (seq, email, name, topics, cadence, origin) VALUES {{values}}
+INSERT INTO sync_rows (seq, email, name, topics, cadence, origin, hash) VALUES {{values}}
 
 -- name: sync-want-fill
 -- The winning row per address: the last one given.
-INSERT INTO sync_want (email, name, topics, cadence, origin, seq)
-SELECT email, name, topics, cadence, origin, seq FROM sync_rows
+INSERT INTO sync_want (email, name, topics, cadence, origin, seq, hash)
+SELECT email, name, topics, cadence, origin, seq, hash FROM sync_rows
  WHERE seq IN (SELECT MAX(seq) FROM sync_rows GROUP BY email)
 
 -- name: sync-duplicate-count
@@ -119,10 +138,19 @@ UPDATE subscribers SET name = w.name, topics = w.topics, cadence = w.cadence, up
    AND (subscribers.name <> w.name OR subscribers.topics <> w.topics OR subscribers.cadence <> w.cadence)
 
 -- name: sync-add
--- In the files' order, so ids follow the list.
+-- In the files' order, so ids follow the list. An address erased on request
+-- is not added again.
 INSERT INTO subscribers
        (email, name, topics, cadence, source, status, joined_at, consent_ip, consent_source, updated_at)
 SELECT w.email, w.name, w.topics, w.cadence, 'file', 'active', ?, '', w.origin, ?
   FROM sync_want w
+ WHERE NOT EXISTS (SELECT 1 FROM subscribers s WHERE s.email = w.email)
+   AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.email_hash = w.hash)
+ ORDER BY w.seq
+
+-- name: sync-erased
+-- Where the list files give addresses erased on request (file and line, never
+-- the address).
+SELECT w.origin FROM sync_want w JOIN erasures e ON e.email_hash = w.hash
  WHERE NOT EXISTS (SELECT 1 FROM subscribers s WHERE s.email = w.email)
  ORDER BY w.seq

@@ -26,13 +26,13 @@ const DefaultMaxBytes = 2 << 20
 type Options struct {
 	// MaxBytes is the largest piece (or sidecar) file accepted; 0 means DefaultMaxBytes.
 	MaxBytes int64
-	// SkipText leaves Piece.Text empty, for a caller that never reads it (feeds
-	// and archive pages do not): the plain text of every piece is a third of
-	// what the pieces hold.
+	// SkipText leaves Piece.Text of plain-text pieces empty, for a caller that
+	// never reads it (feeds and archive pages do not): it is a third of what
+	// such a piece holds, and PlainText works it out again when asked.
 	SkipText bool
 	// LinkBase, when set, gives the URL a piece's page is read at (from its
 	// slug): each body's relative links and images are made absolute against it
-	// as the piece is loaded, in the parse that loading needs anyway, and its
+	// as the piece is loaded, in the parse that loading needs anyway, so its
 	// plain text carries them absolute too. Piece.LinksBase records it, and
 	// PieceHTML then has nothing left to do for that URL.
 	LinkBase func(slug string) *url.URL
@@ -95,7 +95,6 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 	for range min(runtime.GOMAXPROCS(0), len(pieceFiles), 8) {
 		wg.Go(func() {
 			ps := newParser()
-			ps.skipText = opts.SkipText
 			ps.linkBase = opts.LinkBase
 			for i := range next {
 				results[i] = ps.parseFile(dir, pieceFiles[i], sidecars, maxBytes)

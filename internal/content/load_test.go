@@ -155,7 +155,7 @@ func TestLoadSampleContent(t *testing.T) {
 		if strings.HasSuffix(p.File, ".txt") {
 			txt++
 		}
-		if len(p.Authors) == 0 || p.Title == "" || p.HTML == "" || p.Text == "" || p.Lede == "" {
+		if len(p.Authors) == 0 || p.Title == "" || p.HTML == "" || PlainText(&p) == "" || p.Lede == "" {
 			t.Errorf("%s: incomplete piece %+v", p.File, p)
 		}
 	}

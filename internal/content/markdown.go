@@ -18,9 +18,6 @@ import (
 type parser struct {
 	markdown goldmark.Markdown
 	policy   *bluemonday.Policy
-	// skipText leaves Piece.Text empty (Options.SkipText) and works out only
-	// the lede.
-	skipText bool
 	// fileBuf and sidecarBuf hold the file being parsed (see parseFile).
 	fileBuf, sidecarBuf bytes.Buffer
 	// linkBase is Options.LinkBase.
@@ -94,12 +91,8 @@ func (ps *parser) parseMarkdown(file string, data, sidecar []byte) (Piece, []Pro
 			}
 			p.LinksBase = base.String()
 		}
-		if ps.skipText {
-			p.Lede = nodesLede(nodes)
-		} else {
-			text, blocks := nodesToText(nodes)
-			p.Text, p.Lede = text, ledeOf(blocks)
-		}
+		// The plain text is left to PlainText, for the few pieces a digest carries.
+		p.Lede = nodesLede(nodes)
 		p.HTML, err = renderNodes(nodes, len(sanitized))
 	}
 	if err != nil {

@@ -51,7 +51,9 @@ type Piece struct {
 	// absolute against as the piece was loaded (Options.LinkBase); empty when
 	// they were left as written.
 	LinksBase string
-	// Text is the body as plain text, one paragraph per blank-line-separated block.
+	// Text is the body as plain text, one paragraph per blank-line-separated
+	// block, as a plain-text piece's file gives it; empty for a Markdown piece
+	// (and with Options.SkipText). PlainText gives it for any piece.
 	Text string
 	// Lede is the first paragraph of the body as plain text.
 	Lede string

@@ -452,7 +452,11 @@ func (r *Renderer) item(p *content.Piece) item {
 			// the link to the piece still carry the news.
 			if body, err := content.PieceHTML(p, u); err == nil {
 				it.fullBody = htmltemplate.HTML(body) // sanitised by the content package
-				it.fullText = strings.TrimSpace(p.Text)
+				it.fullText = p.Text
+				if it.fullText == "" {
+					it.fullText = content.HTMLToText(body)
+				}
+				it.fullText = strings.TrimSpace(it.fullText)
 			}
 		}
 	}

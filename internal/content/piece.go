@@ -4,6 +4,10 @@
 package content
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
 	"time"
 
 	"publisher/internal/problem"
@@ -97,3 +101,40 @@ const (
 	// Error: the piece (or file) is not published.
 	Error = problem.Error
 )
+
+// Byline names the authors as a sentence would: "A", "A and B", "A, B and C";
+// with roles, each name is followed by its role in parentheses: "A (Analyst)
+// and B". Authors without a name are left out.
+func Byline(authors []Author, roles bool) string {
+	var names []string
+	for _, a := range authors {
+		name, role := strings.TrimSpace(a.Name), strings.TrimSpace(a.Role)
+		if name == "" {
+			continue
+		}
+		if roles && role != "" {
+			name += " (" + role + ")"
+		}
+		names = append(names, name)
+	}
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// Key identifies everything a rendering of p is made from: its file, the
+// bytes of the file and its sidecar (Hash) and its first-seen time. Two
+// pieces with the same key render the same, with the same settings and
+// templates, so a build may keep what it rendered from one for the other.
+// Pieces built by hand (no Hash) are keyed by every field.
+func (p *Piece) Key() string {
+	if p.Hash == "" {
+		sum := sha256.Sum256(fmt.Appendf(nil, "%#v", *p))
+		return "fields " + hex.EncodeToString(sum[:])
+	}
+	return p.File + "\x00" + p.Hash + "\x00" + p.FirstSeen.UTC().Format(time.RFC3339Nano)
+}

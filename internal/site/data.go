@@ -166,7 +166,7 @@ func (s *Site) pieceView(p *content.Piece) pieceView {
 		Canonical: pageURL.String(),
 		DateISO:   published.Format(time.RFC3339),
 		DateText:  published.Format("2 January 2006"),
-		Summary:   feed.Summary(p),
+		Summary:   content.Teaser(p),
 	}
 	if v.Title == "" {
 		v.Title = p.Slug

@@ -55,6 +55,9 @@ digest:
 	if cfg.Mail.Transport != "file" || cfg.Mail.SMTP.Connections != 4 {
 		t.Errorf("mail defaults = %+v", cfg.Mail)
 	}
+	if cfg.Site.PageSize != 20 || cfg.Digest.Body != "summary" || cfg.Feed.OPMLFormat != "rss" || cfg.Feed.IDAuthority != "" {
+		t.Errorf("defaults: page size %d, digest body %q, OPML %q, id authority %q", cfg.Site.PageSize, cfg.Digest.Body, cfg.Feed.OPMLFormat, cfg.Feed.IDAuthority)
+	}
 }
 
 func TestEnvironmentWins(t *testing.T) {
@@ -101,6 +104,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"sample secret refused", "secret: " + SampleSecret + "\nmail:\n  transport: smtp\n  smtp:\n    host: smtp.example.org\n", nil, []string{"secret: set a long random secret"}},
 		{"tls none off loopback", "secret: s3cr3t-long\nmail:\n  transport: smtp\n  smtp:\n    host: smtp.example.org\n    tls: none\n", nil, []string{"mail.smtp.tls: none is only allowed for a loopback host"}},
 		{"several at once", "feed:\n  items: 0\ndigest:\n  send_at: 7am\n  timezone: Mars/Olympus\n", nil, []string{"feed.items", "digest.send_at", "digest.timezone"}},
+		{"bad page size", "site:\n  page_size: 0\n", nil, []string{"site.page_size: must be 1-500"}},
+		{"bad digest body", "digest:\n  body: excerpt\n", nil, []string{"digest.body: must be summary or full"}},
+		{"bad opml format", "feed:\n  opml_format: rdf\n", nil, []string{"feed.opml_format: must be rss, atom or json"}},
+		{"bad id authority", "feed:\n  id_authority: https://desk.example.org/\n", nil, []string{"feed.id_authority: must be a host name"}},
+		{"bad asset limit", "content:\n  max_asset_bytes: 0\n", nil, []string{"content.max_asset_bytes: must be positive"}},
 		{"not yaml", "site: [unclosed\n", nil, []string{"publisher.yaml"}},
 		{"scalar where mapping", "site: hello\n", nil, []string{"site: expected a mapping"}},
 	}

@@ -146,6 +146,7 @@ func New(d Deps) (*Runner, error) {
 	r.site, err = site.New(site.Options{
 		Title: cfg.Site.Title, Description: cfg.Site.Description, BaseURL: cfg.Site.BaseURL,
 		Language: cfg.Site.Language, Templates: d.Templates, SubscribeAction: cfg.Site.BaseURL + "subscribe",
+		DefaultCadence: cfg.Digest.DefaultCadence, PageSize: cfg.Site.PageSize,
 	})
 	if err != nil {
 		return nil, err

@@ -271,7 +271,7 @@ func TestRelativeLinksAreAbsoluteEverywhere(t *testing.T) {
 		switch ct {
 		case "text/plain":
 			seen++
-			if !strings.Contains(string(data), "the note ("+abs+")") {
+			if !strings.Contains(string(data), "the note ( "+abs+" )") {
 				t.Errorf("text part lacks the absolute link:\n%s", data)
 			}
 		case "text/html":

@@ -214,6 +214,12 @@ type Store interface {
 	// from still holds it.
 	TakeLease(ctx context.Context, name, from, holder string, ttl time.Duration, now time.Time) (bool, error)
 
+	// Setting returns the value recorded under name, or ErrNotFound.
+	Setting(ctx context.Context, name string) (string, error)
+	// SetSetting records value under name and returns the value in force:
+	// with keep, a value recorded before stays (a first value, recorded once).
+	SetSetting(ctx context.Context, name, value string, keep bool, now time.Time) (string, error)
+
 	StartRun(ctx context.Context, now time.Time) (int64, error)
 	FinishRun(ctx context.Context, id int64, ok bool, summary string, now time.Time) error
 	// LastRun returns the newest finished run, or ErrNotFound.

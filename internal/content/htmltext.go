@@ -18,7 +18,13 @@ func PlainText(p *Piece) string {
 	if p.Text != "" {
 		return p.Text
 	}
-	return HTMLToText(p.HTML)
+	if p.HTML == "" && p.body != nil {
+		if _, text, err := p.body.get(); err == nil && text != "" {
+			return text
+		}
+	}
+	body, _ := Body(p)
+	return HTMLToText(body)
 }
 
 // HTMLToText turns an HTML fragment (a piece's HTML, with its links already

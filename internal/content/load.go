@@ -40,6 +40,11 @@ type Options struct {
 	// relative to it, from a walk the caller made anyway (leaving out what is
 	// Hidden, as Load does). Load then does not walk the folder again.
 	Files []string
+	// MaxAssetBytes is the largest file beside a piece that is published with
+	// it (Piece.Assets); 0 means DefaultMaxAssetBytes.
+	MaxAssetBytes int64
+	// Cache, when set, spares reading the files unchanged since the last Load.
+	Cache *Cache
 }
 
 // Load reads every piece under dir (subfolders included): .md files (Markdown
@@ -71,19 +76,28 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 		return nil, nil, err
 	}
 
-	var pieceFiles []string
+	var pieceFiles, assetFiles []string
 	sidecars := map[string]bool{}
 	for _, f := range files {
-		switch strings.ToLower(path.Ext(f)) {
-		case ".md", ".txt":
+		switch ext := strings.ToLower(path.Ext(f)); {
+		case ext == ".md", ext == ".txt":
 			pieceFiles = append(pieceFiles, f)
-		case ".yaml":
+		case ext == ".yaml":
 			sidecars[f] = false
-		case ".yml":
+		case ext == ".yml":
 			problems = append(problems, Problem{File: f, Severity: Warning, Message: "ignored: a sidecar must end in .yaml"})
+		case IsAsset(f):
+			assetFiles = append(assetFiles, f)
 		default:
-			problems = append(problems, Problem{File: f, Severity: Warning, Message: "ignored: not a piece (.md or .txt) or sidecar (.yaml)"})
+			problems = append(problems, Problem{File: f, Severity: Warning, Message: "ignored: not a piece (.md or .txt), a sidecar (.yaml) or a file a piece can link to (an image, a PDF…)"})
 		}
+	}
+	if opts.MaxAssetBytes <= 0 {
+		opts.MaxAssetBytes = DefaultMaxAssetBytes
+	}
+	loader := &stubLoader{dir: dir, maxBytes: maxBytes, opts: opts}
+	if opts.Cache != nil {
+		opts.Cache.Next = make(map[string]FileResult, len(pieceFiles))
 	}
 
 	// Parsing is most of the work and each file stands alone: spread it over the
@@ -94,10 +108,25 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(pieceFiles), 8) {
 		wg.Go(func() {
-			ps := newParser()
-			ps.linkBase = opts.LinkBase
+			var ps *parser // made when a file must be read
 			for i := range next {
-				results[i] = ps.parseFile(dir, pieceFiles[i], sidecars, maxBytes)
+				f := pieceFiles[i]
+				sidecar := ""
+				if sc := sidecarName(f); hasKey(sidecars, sc) {
+					sidecar = sc
+				}
+				if c := opts.Cache; c != nil {
+					if prev, ok := c.Prev[f]; ok && prev.Sidecar == sidecar && prev.Sig == c.sig(f, sidecar, prev.Refs) {
+						results[i] = parsed{piece: prev.Piece, ok: prev.OK, problems: prev.Problems, sidecar: prev.Sidecar, refs: prev.Refs, reused: true}
+						results[i].piece.body = loader.body(&results[i].piece, sidecar != "")
+						continue
+					}
+				}
+				if ps == nil {
+					ps = newParser()
+					ps.linkBase = opts.LinkBase
+				}
+				results[i] = ps.parseFile(dir, f, sidecar != "", maxBytes, opts.MaxAssetBytes)
 				if opts.SkipText {
 					results[i].piece.Text = "" // plain-text pieces have it anyway
 				}
@@ -119,8 +148,17 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 
 	var pieces []Piece
 	slugOwner := map[string]string{}
+	linked := map[string]bool{}
 	for i, f := range pieceFiles {
 		r := &results[i]
+		if c := opts.Cache; c != nil {
+			kept := r.piece
+			kept.HTML, kept.Text, kept.body = "", "", nil
+			c.Next[f] = FileResult{
+				Sig: c.sig(f, r.sidecar, r.refs), Piece: kept, OK: r.ok, Problems: r.problems,
+				Sidecar: r.sidecar, Refs: r.refs, Reused: r.reused,
+			}
+		}
 		problems = append(problems, r.problems...)
 		if r.sidecar != "" {
 			sidecars[r.sidecar] = true
@@ -136,6 +174,14 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 		}
 		slugOwner[p.Slug] = f
 		pieces = append(pieces, p)
+		for _, a := range p.Assets {
+			linked[a.Src] = true
+		}
+	}
+	for _, a := range assetFiles {
+		if !linked[a] {
+			problems = append(problems, Problem{File: a, Severity: Warning, Message: "not published: no piece links to it"})
+		}
 	}
 	for _, sc := range sortedKeys(sidecars) {
 		if !sidecars[sc] {
@@ -153,11 +199,14 @@ type parsed struct {
 	piece    Piece
 	ok       bool // a publishable piece: no error, not a draft
 	problems []Problem
-	sidecar  string // the sidecar this file took, if any
+	sidecar  string   // the sidecar this file took, if any
+	refs     []string // the files in its folder it links to (FileResult.Refs)
+	reused   bool     // taken from the Cache
 }
 
-// parseFile reads and parses one piece file and its sidecar. sidecars is only read.
-func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes int64) parsed {
+// parseFile reads and parses one piece file and, when hasSidecar, its sidecar;
+// and checks the files it links to.
+func (ps *parser) parseFile(dir, f string, hasSidecar bool, maxBytes, maxAssetBytes int64) parsed {
 	var r parsed
 	// The bytes read are not kept past this call (every string of a piece is
 	// its own copy), so each worker reads every file into the same buffers.
@@ -167,7 +216,7 @@ func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes in
 		return r
 	}
 	var sidecar []byte
-	if sc := sidecarName(f); hasKey(sidecars, sc) {
+	if sc := sidecarName(f); hasSidecar {
 		r.sidecar = sc
 		if sidecar, prob = readLimited(&ps.sidecarBuf, dir, sc, maxBytes); prob != nil {
 			r.problems = []Problem{*prob, {File: f, Severity: Error, Message: fmt.Sprintf("not published: its sidecar %s cannot be used", sc)}}
@@ -177,6 +226,7 @@ func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes in
 			sidecar = []byte{} // an empty sidecar is still a sidecar
 		}
 	}
+	ps.refs = ps.refs[:0]
 	if strings.EqualFold(path.Ext(f), ".md") {
 		r.piece, r.problems = ps.parseMarkdown(f, data, sidecar)
 	} else {
@@ -184,6 +234,19 @@ func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes in
 		// A plain-text body is paragraphs of escaped text: no link to resolve.
 		if base := ps.base(r.piece.Slug); base != nil {
 			r.piece.LinksBase = base.String()
+		}
+	}
+	if r.piece.Image != "" {
+		ps.refs = appendRef(ps.refs, r.piece.Image)
+	}
+	if !hasError(r.problems) && len(ps.refs) > 0 {
+		var probs []Problem
+		r.piece.Assets, probs = checkAssets(dir, f, ps.refs, maxAssetBytes)
+		r.problems = append(r.problems, probs...)
+		for _, ref := range ps.refs {
+			if dst := path.Clean(ref); dst != ".." && !strings.HasPrefix(dst, "../") {
+				r.refs = append(r.refs, path.Join(path.Dir(f), dst))
+			}
 		}
 	}
 	r.ok = !hasError(r.problems) && !r.piece.Draft

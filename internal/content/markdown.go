@@ -22,6 +22,9 @@ type parser struct {
 	fileBuf, sidecarBuf bytes.Buffer
 	// linkBase is Options.LinkBase.
 	linkBase func(slug string) *url.URL
+	// refs collects the relative links of the file being parsed that name a
+	// file a piece may carry (see localRefs); parseFile reads them.
+	refs []string
 }
 
 // base is the absolute URL a piece with this slug is read at, or nil when
@@ -85,6 +88,7 @@ func (ps *parser) parseMarkdown(file string, data, sidecar []byte) (Piece, []Pro
 	// the one parse that finds the text also writes the body back balanced.
 	nodes, err := parseFragment(sanitized)
 	if err == nil {
+		ps.refs = append(ps.refs, localRefs(nodes)...)
 		if base := ps.base(slugOf(&p, file)); base != nil {
 			for _, n := range nodes {
 				resolveNode(n, base)

@@ -61,6 +61,9 @@ type Piece struct {
 	Text string
 	// Lede is the first paragraph of the body as plain text.
 	Lede string
+	// Assets are the files beside the piece it links to, to be published
+	// beside its page.
+	Assets []Asset
 
 	// File is the path of the source file, relative to the content folder.
 	File string
@@ -70,6 +73,10 @@ type Piece struct {
 	// FirstSeen is when the publisher first saw this piece. The content package
 	// leaves it zero; the run fills it from the store.
 	FirstSeen time.Time
+
+	// body reads HTML and Text from the file when Load took the piece from
+	// its Cache without them (see Body).
+	body *lazyBody
 }
 
 // Published is the date readers see: the editor's date, else when the piece was first seen.

@@ -41,6 +41,7 @@ type File struct {
 type Stats struct {
 	Written   int // created or replaced
 	Unchanged int // same bytes already there: left alone
+	Kept      int // not handed over again but kept (Writer.Keep)
 	Removed   int // produced by an earlier Write, gone from this one
 }
 
@@ -86,8 +87,17 @@ type Writer struct {
 	wanted  map[string]bool
 	folders map[string]*folderCheck // folders checked or made in this Write
 	stats   Stats
+	changed []string // written (created or replaced)
 	errs    []error
 	closed  bool
+}
+
+// Changed lists the files written (created or replaced), sorted, once Close
+// returned: what readers of the output should hear of.
+func (w *Writer) Changed() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.changed)
 }
 
 type job struct {
@@ -151,6 +161,27 @@ func (w *Writer) Add(f File) {
 	w.jobs <- job{name: name, data: f.Data, release: f.Release}
 }
 
+// Keep counts path as part of this build without writing it: the file an
+// earlier Write left there stays as it is. An incremental build keeps what it
+// did not render again; Close removes only what was neither added nor kept.
+func (w *Writer) Keep(path string) {
+	name, err := cleanPath(path)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.closed:
+		err = errors.New("kept after Close")
+	case err != nil:
+	case w.wanted[name]:
+		err = errors.New("produced twice in one build")
+	default:
+		w.wanted[name] = true
+		w.stats.Kept++
+		return
+	}
+	w.errs = append(w.errs, fmt.Errorf("output: %q: %w", path, err))
+}
+
 func (w *Writer) work() {
 	for j := range w.jobs {
 		changed, err := w.writeIfChanged(j.name, j.data)
@@ -163,6 +194,7 @@ func (w *Writer) work() {
 			w.errs = append(w.errs, fmt.Errorf("output: %s: %w", path.Join(w.dir, j.name), err))
 		case changed:
 			w.stats.Written++
+			w.changed = append(w.changed, j.name)
 		default:
 			w.stats.Unchanged++
 		}
@@ -182,6 +214,7 @@ func (w *Writer) Close() (Stats, error) {
 	close(w.jobs)
 	w.wg.Wait()
 	defer w.root.Close()
+	slices.Sort(w.changed)
 
 	kept := make([]string, 0, len(w.wanted))
 	for name := range w.wanted {
@@ -496,4 +529,34 @@ func Snapshot(dir string) (string, error) {
 	}
 	sum := sha256.Sum256(buf)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// WriteFile puts one file into dir outside every build's manifest, so no
+// build removes it (a digest's page in the browser, linked from emails that
+// stay in inboxes): atomically, and only when its bytes changed. It reports
+// whether it wrote. Its folders are made inside dir and must not be symlinks.
+func WriteFile(dir, name string, data []byte) (bool, error) {
+	clean, err := cleanPath(name)
+	if err != nil {
+		return false, fmt.Errorf("output: %q: %w", name, err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return false, fmt.Errorf("output: open %s: %w", dir, err)
+	}
+	defer root.Close()
+	if folder := path.Dir(clean); folder != "." {
+		// os.Root refuses a symlink leading out of dir.
+		if err := root.MkdirAll(folder, 0o755); err != nil {
+			return false, fmt.Errorf("output: %s: %w", path.Join(dir, folder), err)
+		}
+	}
+	full := filepath.Join(dir, filepath.FromSlash(clean))
+	if same, err := holds(full, data); err != nil || same {
+		return false, err
+	}
+	if err := replace(full, data, false); err != nil {
+		return false, fmt.Errorf("output: %s: %w", full, err)
+	}
+	return true, nil
 }

@@ -52,6 +52,8 @@ type Runner struct {
 	renderer  *digest.Renderer
 	// topics is the topic list of the pieces last loaded, read by HTTP handlers.
 	topics atomic.Pointer[[]string]
+	// inc is what this run's fingerprint found, for an incremental build (build.go).
+	inc incState
 }
 
 // Signer signs the links in emails; the HTTP side verifies them with the same one.

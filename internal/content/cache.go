@@ -1,9 +1,10 @@
 package content
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 )
 
@@ -20,17 +21,18 @@ type Cache struct {
 	// always read.
 	Stats map[string]string
 	// Prev is what the last Load found, by piece file; Load fills Next with
-	// what this one found, for the next.
-	Prev, Next map[string]FileResult
+	// what this one found, for the next (sharing, and marking Reused, the
+	// entries of Prev it took).
+	Prev, Next map[string]*FileResult
 }
 
-// FileResult is what Load made of one piece file, kept between builds (it is
-// encoded with encoding/gob).
+// FileResult is what Load made of one piece file, kept between builds.
 type FileResult struct {
 	// Sig identifies the inputs it came from: the file's stats, its
 	// sidecar's (or its absence) and those of the files it links to.
 	Sig string
-	// Piece is the piece without its body (HTML, Text).
+	// Piece is the piece without its body (HTML, Text), and with only as
+	// much of its lede as its teaser shows (none, with a summary).
 	Piece    Piece
 	OK       bool
 	Problems []Problem
@@ -40,32 +42,34 @@ type FileResult struct {
 	// within its folder, whether they exist or not.
 	Refs []string
 	// Reused is set on the results Load took from Prev.
-	Reused bool `gob:"-"`
+	Reused bool
 }
 
-// sig identifies a piece file's inputs in the stats of this Load.
-func (c *Cache) sig(file, sidecar string, refs []string) string {
-	var b strings.Builder
+// sig identifies a piece file's inputs in the stats of this Load: a hash of
+// their stat lines. buf is scratch space, reused from call to call.
+func (c *Cache) sig(buf *[]byte, file, sidecar string, refs []string) string {
+	b := (*buf)[:0]
 	stat := func(p string) {
 		s, ok := c.Stats[p]
 		if !ok {
 			s = "absent"
 		}
-		b.WriteString(p)
-		b.WriteByte(' ')
-		b.WriteString(s)
-		b.WriteByte('\n')
+		b = append(append(append(append(b, p...), ' '), s...), '\n')
 	}
 	stat(file)
 	if sidecar != "" {
 		stat(sidecar)
 	} else {
-		b.WriteString("no sidecar\n")
+		b = append(b, "no sidecar\n"...)
 	}
 	for _, r := range refs {
 		stat(r)
 	}
-	return b.String()
+	*buf = b
+	sum := sha256.Sum256(b)
+	var out [32]byte
+	hex.Encode(out[:], sum[:16])
+	return string(out[:])
 }
 
 // lazyBody reads a cached piece's body from its file when first asked. It is

@@ -118,7 +118,7 @@ func TestCacheSparesUnchangedFilesAndReadsBodiesWhenAsked(t *testing.T) {
 		"bad.md":    "---\ntitle: [\n---\nx\n",
 	})
 	base := func(slug string) *url.URL { u, _ := url.Parse("https://desk.example/pieces/" + slug + "/"); return u }
-	load := func(prev map[string]FileResult) ([]Piece, []Problem, *Cache) {
+	load := func(prev map[string]*FileResult) ([]Piece, []Problem, *Cache) {
 		c := &Cache{Stats: stats(t, dir), Prev: prev}
 		pieces, problems, err := Load(context.Background(), dir, Options{Cache: c, LinkBase: base})
 		if err != nil {

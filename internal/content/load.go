@@ -66,12 +66,15 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 		err      error
 	)
 	if opts.Files != nil {
+		files = make([]string, 0, len(opts.Files))
 		for _, f := range opts.Files {
 			if !isHousekeeping(path.Base(f)) {
 				files = append(files, f)
 			}
 		}
-		sort.Strings(files)
+		if !sort.StringsAreSorted(files) {
+			sort.Strings(files)
+		}
 	} else if files, problems, err = listFiles(dir); err != nil {
 		return nil, nil, err
 	}
@@ -97,7 +100,7 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 	}
 	loader := &stubLoader{dir: dir, maxBytes: maxBytes, opts: opts}
 	if opts.Cache != nil {
-		opts.Cache.Next = make(map[string]FileResult, len(pieceFiles))
+		opts.Cache.Next = make(map[string]*FileResult, len(pieceFiles))
 	}
 
 	// Parsing is most of the work and each file stands alone: spread it over the
@@ -109,6 +112,7 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 	for range min(runtime.GOMAXPROCS(0), len(pieceFiles), 8) {
 		wg.Go(func() {
 			var ps *parser // made when a file must be read
+			var sigBuf []byte
 			for i := range next {
 				f := pieceFiles[i]
 				sidecar := ""
@@ -116,8 +120,9 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 					sidecar = sc
 				}
 				if c := opts.Cache; c != nil {
-					if prev, ok := c.Prev[f]; ok && prev.Sidecar == sidecar && prev.Sig == c.sig(f, sidecar, prev.Refs) {
-						results[i] = parsed{piece: prev.Piece, ok: prev.OK, problems: prev.Problems, sidecar: prev.Sidecar, refs: prev.Refs, reused: true}
+					if prev := c.Prev[f]; prev != nil && prev.Sidecar == sidecar && prev.Sig == c.sig(&sigBuf, f, sidecar, prev.Refs) {
+						prev.Reused = true
+						results[i] = parsed{piece: prev.Piece, ok: prev.OK, problems: prev.Problems, sidecar: prev.Sidecar, refs: prev.Refs, reused: prev}
 						results[i].piece.body = loader.body(&results[i].piece, sidecar != "")
 						continue
 					}
@@ -127,6 +132,9 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 					ps.linkBase = opts.LinkBase
 				}
 				results[i] = ps.parseFile(dir, f, sidecar != "", maxBytes, opts.MaxAssetBytes)
+				if c := opts.Cache; c != nil {
+					results[i].sig = c.sig(&sigBuf, f, results[i].sidecar, results[i].refs)
+				}
 				if opts.SkipText {
 					results[i].piece.Text = "" // plain-text pieces have it anyway
 				}
@@ -146,17 +154,31 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 		return nil, nil, fmt.Errorf("load %s: %w", dir, cancelled)
 	}
 
-	var pieces []Piece
-	slugOwner := map[string]string{}
+	// The pieces are gathered as indexes in results and copied out once, in
+	// ID order: a Piece is some 400 bytes, and appending and sorting 10,000
+	// of them moved more memory than the rest of a cached Load.
+	var chosen []int
+	slugOwner := make(map[string]string, len(pieceFiles))
 	linked := map[string]bool{}
 	for i, f := range pieceFiles {
 		r := &results[i]
 		if c := opts.Cache; c != nil {
-			kept := r.piece
-			kept.HTML, kept.Text, kept.body = "", "", nil
-			c.Next[f] = FileResult{
-				Sig: c.sig(f, r.sidecar, r.refs), Piece: kept, OK: r.ok, Problems: r.problems,
-				Sidecar: r.sidecar, Refs: r.refs, Reused: r.reused,
+			if r.reused != nil {
+				c.Next[f] = r.reused
+			} else {
+				kept := r.piece
+				kept.HTML, kept.Text, kept.body = "", "", nil
+				// Of the lede only its teaser is ever shown (see Teaser), and
+				// none of it when there is a summary; a cached piece carries
+				// that much, as the Cache is read on every build.
+				kept.Lede = ""
+				if kept.Summary == "" {
+					kept.Lede = Teaser(&Piece{Lede: r.piece.Lede})
+				}
+				c.Next[f] = &FileResult{
+					Sig: r.sig, Piece: kept, OK: r.ok, Problems: r.problems,
+					Sidecar: r.sidecar, Refs: r.refs,
+				}
 			}
 		}
 		problems = append(problems, r.problems...)
@@ -166,14 +188,14 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 		if !r.ok {
 			continue
 		}
-		p := r.piece
+		p := &r.piece
 		if earlier, taken := slugOwner[p.Slug]; taken {
 			problems = append(problems, Problem{File: f, Severity: Error,
 				Message: fmt.Sprintf("duplicate slug %q: already used by %s, which wins", p.Slug, earlier)})
 			continue
 		}
 		slugOwner[p.Slug] = f
-		pieces = append(pieces, p)
+		chosen = append(chosen, i)
 		for _, a := range p.Assets {
 			linked[a.Src] = true
 		}
@@ -189,7 +211,11 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 				Message: "sidecar with no piece: no .md or .txt file of the same name beside it"})
 		}
 	}
-	sort.Slice(pieces, func(i, j int) bool { return pieces[i].ID < pieces[j].ID })
+	sort.Slice(chosen, func(i, j int) bool { return results[chosen[i]].piece.ID < results[chosen[j]].piece.ID })
+	pieces := make([]Piece, len(chosen))
+	for k, i := range chosen {
+		pieces[k] = results[i].piece
+	}
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].File < problems[j].File })
 	return pieces, problems, nil
 }
@@ -199,9 +225,10 @@ type parsed struct {
 	piece    Piece
 	ok       bool // a publishable piece: no error, not a draft
 	problems []Problem
-	sidecar  string   // the sidecar this file took, if any
-	refs     []string // the files in its folder it links to (FileResult.Refs)
-	reused   bool     // taken from the Cache
+	sidecar  string      // the sidecar this file took, if any
+	refs     []string    // the files in its folder it links to (FileResult.Refs)
+	reused   *FileResult // the Cache's entry it was taken from
+	sig      string      // FileResult.Sig (with a Cache)
 }
 
 // parseFile reads and parses one piece file and, when hasSidecar, its sidecar;

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/gob"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,6 +36,9 @@ type incState struct {
 	global   string
 	stats    map[string]string
 	snapshot *pendingSnapshot
+	// firstSeen is every first-seen time in the store, when the build read
+	// them all and recorded the new ones.
+	firstSeen map[string]time.Time
 }
 
 // buildIndexName is the file, in data.dir, that lets the next build render only
@@ -57,7 +59,7 @@ type buildIndex struct {
 	// exactly as the build left it for a file to be kept.
 	Output string
 	// Content is content.Cache's record of every piece file.
-	Content map[string]content.FileResult
+	Content map[string]*content.FileResult
 	// Files are the key of every file written, by path: a file whose key is
 	// unchanged is kept.
 	Files map[string]string
@@ -82,7 +84,7 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 		return nil, err
 	}
 	global := hashStrings(r.inc.global, idBase)
-	prev := r.readIndex(global)
+	prev, prevSize := r.readIndex(global)
 	// Only the digests read the pieces' plain text.
 	cache := &content.Cache{Stats: r.inc.stats}
 	if prev != nil {
@@ -97,10 +99,11 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 	if err != nil {
 		return nil, fmt.Errorf("output.dir %s: %w", r.cfg.Output.Dir, err)
 	}
-	keys := &fileKeys{next: map[string]string{}, w: w}
+	keys := &fileKeys{w: w}
 	if prev != nil {
 		keys.prev = prev.Files
 	}
+	keys.next = make(map[string]string, len(keys.prev))
 	produced := 0
 	err = r.render(pieces, idBase, keys.fresh, func(f output.File) {
 		produced++
@@ -131,17 +134,38 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 	}
 	r.log.Info("built feeds and archive", "build", mode, "pieces", len(pieces), "new", sum.NewPieces,
 		"written", sum.Output.Written, "kept", sum.Output.Kept, "unchanged", sum.Output.Unchanged, "removed", sum.Output.Removed)
-	if snap, serr := output.Snapshot(r.cfg.Output.Dir); serr != nil {
+	if snap, serr := r.snapshotAfter(w.Changed()); serr != nil {
 		r.forgetIndex()
 		r.log.Warn("recording the build for the next run (it will build again)", "err", serr)
 	} else {
-		r.saveIndex(buildIndex{Version: indexVersion, Global: global, Output: snap, Content: cache.Next, Files: keys.next})
+		saved := make(chan struct{})
+		go func() {
+			defer close(saved)
+			r.saveIndex(buildIndex{Version: indexVersion, Global: global, Output: snap, Content: cache.Next, Files: keys.next}, prevSize)
+		}()
 		if complete && inputs != "" {
 			r.saveBuildState(ctx, buildState{Inputs: inputs, Output: snap, Pieces: len(pieces), Topics: topicList(pieces), Problems: sum.ContentProblems})
 		}
+		<-saved
 	}
 	r.pingHubs(ctx, w.Changed())
 	return pieces, nil
+}
+
+// snapshotAfter is output.Snapshot of the output folder after a build that
+// wrote the files written: worked out from the snapshot taken before it when
+// there is one, so that only those files are looked at again.
+func (r *Runner) snapshotAfter(written []string) (string, error) {
+	if p := r.inc.snapshot; p != nil {
+		if before := p.get(); before.err == nil {
+			after, err := before.taken.After(r.cfg.Output.Dir, written)
+			if err != nil {
+				return "", err
+			}
+			return after.Sum(), nil
+		}
+	}
+	return output.Snapshot(r.cfg.Output.Dir)
 }
 
 // fileKeys decides, file by file, whether a build renders it: when its key (a
@@ -194,7 +218,7 @@ func (r *Runner) idBase(ctx context.Context, record bool) (string, error) {
 func (r *Runner) Pieces(ctx context.Context, sum *Summary, record bool) ([]content.Piece, error) {
 	cache := &content.Cache{Stats: r.inc.stats}
 	if idBase, err := r.idBase(ctx, false); err == nil {
-		if prev := r.readIndex(hashStrings(r.inc.global, idBase)); prev != nil {
+		if prev, _ := r.readIndex(hashStrings(r.inc.global, idBase)); prev != nil {
 			cache.Prev = prev.Content
 		}
 	}
@@ -250,7 +274,7 @@ func (r *Runner) recordPieces(ctx context.Context, pieces []content.Piece, cache
 	if !record {
 		return r.store.FirstSeen(ctx)
 	}
-	reused := func(p *content.Piece) bool { return cache != nil && cache.Next[p.File].Reused }
+	reused := func(p *content.Piece) bool { r := cache.Next[p.File]; return r != nil && r.Reused }
 	var firstSeen map[string]time.Time
 	if slices.ContainsFunc(pieces, func(p content.Piece) bool { return reused(&p) }) {
 		var err error
@@ -266,6 +290,7 @@ func (r *Runner) recordPieces(ctx context.Context, pieces []content.Piece, cache
 		}
 	}
 	if len(seen) == 0 {
+		r.inc.firstSeen = firstSeen
 		return firstSeen, nil
 	}
 	recorded, err := r.store.RecordPieces(ctx, seen, now)
@@ -278,6 +303,7 @@ func (r *Runner) recordPieces(ctx context.Context, pieces []content.Piece, cache
 	for id, t := range recorded {
 		firstSeen[id] = t
 	}
+	r.inc.firstSeen = firstSeen // the whole store, as it is now
 	return firstSeen, nil
 }
 
@@ -311,14 +337,25 @@ func (r *Runner) render(pieces []content.Piece, idBase string, fresh func(path, 
 	if err := feed.Check(opts); err != nil {
 		return fmt.Errorf("feeds: %w", err)
 	}
-	feeds, err := feed.Plan(opts, pieces)
-	if err != nil {
-		return fmt.Errorf("feeds: %w", err)
+	// The two plans are independent; each takes its own sorted copy.
+	type feedPlan struct {
+		feeds *feed.Feeds
+		err   error
 	}
+	fp := make(chan feedPlan, 1)
+	go func() {
+		feeds, err := feed.Plan(opts, pieces)
+		fp <- feedPlan{feeds, err}
+	}()
 	plan, err := r.site.Plan(pieces)
+	planned := <-fp
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
+	if planned.err != nil {
+		return fmt.Errorf("feeds: %w", planned.err)
+	}
+	feeds := planned.feeds
 	// Which feeds to render is decided before the archive's pages are, so
 	// that the keys are taken in one order whatever the goroutines do.
 	channels := feeds.Channels()
@@ -454,18 +491,19 @@ func (r *Runner) indexPath() string { return filepath.Join(r.cfg.Data.Dir, build
 // it: made with the same binary, settings, templates and id base (global),
 // and the output folder exactly as that build left it. Anything else is nil:
 // a full build.
-func (r *Runner) readIndex(global string) *buildIndex {
+// size is the file's, for the next one.
+func (r *Runner) readIndex(global string) (idx *buildIndex, size int) {
 	if r.inc.global == "" {
-		return nil
+		return nil, 0
 	}
-	f, err := os.Open(r.indexPath())
+	data, err := readString(r.indexPath())
 	if err != nil {
-		return nil
+		return nil, 0
 	}
-	defer f.Close()
-	var idx buildIndex
-	if err := gob.NewDecoder(f).Decode(&idx); err != nil || idx.Version != indexVersion || idx.Global != global {
-		return nil
+	size = len(data) + len(data)/8
+	idx, err = decodeIndex(data)
+	if err != nil || idx.Global != global {
+		return nil, size
 	}
 	if r.inc.snapshot != nil {
 		if s := r.inc.snapshot.get(); s.err != nil || s.snap != idx.Output {
@@ -474,19 +512,30 @@ func (r *Runner) readIndex(global string) *buildIndex {
 	} else {
 		idx.Files = nil
 	}
-	return &idx
+	return idx, size
+}
+
+// readString reads a file into a string without copying it again.
+func readString(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var b strings.Builder
+	if info, err := f.Stat(); err == nil {
+		b.Grow(int(info.Size()) + 1)
+	}
+	_, err = io.Copy(&b, f)
+	return b.String(), err
 }
 
 // saveIndex records idx for the next build. Failing only costs it a full build.
-func (r *Runner) saveIndex(idx buildIndex) {
+func (r *Runner) saveIndex(idx buildIndex, sizeHint int) {
 	p := r.indexPath()
-	var b bytes.Buffer
-	err := gob.NewEncoder(&b).Encode(&idx)
+	err := os.MkdirAll(filepath.Dir(p), 0o755)
 	if err == nil {
-		err = os.MkdirAll(filepath.Dir(p), 0o755)
-	}
-	if err == nil {
-		err = os.WriteFile(p+".tmp", b.Bytes(), 0o644)
+		err = os.WriteFile(p+".tmp", encodeIndex(&idx, sizeHint), 0o644)
 	}
 	if err == nil {
 		err = os.Rename(p+".tmp", p)
@@ -542,12 +591,18 @@ func (r *Runner) logUnchangedProblems(problems []content.Problem) {
 
 // topicList is the sorted set of topics the pieces carry.
 func topicList(pieces []content.Piece) []string {
+	seen := map[string]bool{}
 	var out []string
-	for _, p := range pieces {
-		out = append(out, p.Topics...)
+	for i := range pieces {
+		for _, t := range pieces[i].Topics {
+			if !seen[t] {
+				seen[t] = true
+				out = append(out, t)
+			}
+		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out)
+	return out
 }
 
 // pingHubs tells the WebSub hubs which feeds changed: every feed file the build

@@ -67,7 +67,7 @@ func (r *Runner) buildStatePath() string {
 // It also leaves in r.inc what an incremental build needs: the hash of
 // everything but the content (global) and each content file's stats.
 func (r *Runner) inputsFingerprint() (fingerprint string, files []string) {
-	r.inc.global, r.inc.stats = "", nil
+	r.inc.global, r.inc.stats, r.inc.firstSeen = "", nil, nil
 	g := sha256.New()
 	fmt.Fprintf(g, "publisher build state 2\n")
 	if !hashBinary(g) {
@@ -87,7 +87,7 @@ func (r *Runner) inputsFingerprint() (fingerprint string, files []string) {
 	global := hex.EncodeToString(g.Sum(nil))
 	h := sha256.New()
 	h.Write([]byte(global + "\n"))
-	stats := map[string]string{}
+	stats := make(map[string]string, len(r.inc.stats))
 	ok, files := hashContent(h, r.cfg.Content.Dir, time.Now().Add(-racyWindow), stats)
 	r.inc.global, r.inc.stats = global, stats
 	if !ok {
@@ -205,11 +205,15 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time, stats map[string]
 }
 
 // firstSeenFingerprint hashes every piece's first-seen time in the store, and
-// returns the newest of them too.
+// returns the newest of them too. A build that read them all (r.inc.firstSeen)
+// does not read them again.
 func (r *Runner) firstSeenFingerprint(ctx context.Context) (string, time.Time, error) {
-	seen, err := r.store.FirstSeen(ctx)
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("read first-seen times: %w", err)
+	seen := r.inc.firstSeen
+	if seen == nil {
+		var err error
+		if seen, err = r.store.FirstSeen(ctx); err != nil {
+			return "", time.Time{}, fmt.Errorf("read first-seen times: %w", err)
+		}
 	}
 	ids := make([]string, 0, len(seen))
 	var newest time.Time
@@ -234,8 +238,12 @@ func (r *Runner) firstSeenFingerprint(ctx context.Context) (string, time.Time, e
 func (r *Runner) snapshotOutput() *pendingSnapshot {
 	p := &pendingSnapshot{ch: make(chan outputSnapshot, 1)}
 	go func() {
-		snap, err := output.Snapshot(r.cfg.Output.Dir)
-		p.ch <- outputSnapshot{snap, err}
+		snap, err := output.TakeSnap(r.cfg.Output.Dir)
+		o := outputSnapshot{taken: snap, err: err}
+		if err == nil {
+			o.snap = snap.Sum()
+		}
+		p.ch <- o
 	}()
 	r.inc.snapshot = p
 	return p
@@ -253,10 +261,11 @@ func (p *pendingSnapshot) get() outputSnapshot {
 	return p.val
 }
 
-// outputSnapshot is what output.Snapshot returned.
+// outputSnapshot is what output.TakeSnap returned, and its sum.
 type outputSnapshot struct {
-	snap string
-	err  error
+	taken *output.Snap
+	snap  string
+	err   error
 }
 
 // unchangedBuild returns the last build's state when inputs (from

@@ -504,31 +504,90 @@ func removeEmptyParents(root *os.Root, name string) {
 // the snapshot is the one taken right after the previous build. It returns an
 // error when there is no manifest or a listed file is missing.
 func Snapshot(dir string) (string, error) {
+	s, err := TakeSnap(dir)
+	if err != nil {
+		return "", err
+	}
+	return s.Sum(), nil
+}
+
+// Snap is a Snapshot with what it was made from, so that the snapshot after a
+// Write can be worked out from it by looking at the files written only.
+type Snap struct {
+	manifest []byte
+	names    []string
+	lines    map[string]string // a listed file's size, mtime and mode
+}
+
+// TakeSnap looks at dir as Snapshot does.
+func TakeSnap(dir string) (*Snap, error) {
 	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if err != nil {
-		return "", fmt.Errorf("output: %w", err)
+		return nil, fmt.Errorf("output: %w", err)
 	}
+	s := &Snap{manifest: data, names: manifestNames(data)}
+	s.lines = make(map[string]string, len(s.names))
+	return s, s.stat(dir, s.names)
+}
+
+// After is the snapshot of dir after a Write that left every listed file as s
+// found it but those in written: it reads the manifest again and stats only
+// the files written or new to the manifest.
+func (s *Snap) After(dir string, written []string) (*Snap, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	n := &Snap{manifest: data, names: manifestNames(data)}
+	n.lines = make(map[string]string, len(n.names))
+	again := slices.Clone(written)
+	for _, name := range n.names {
+		if line, ok := s.lines[name]; ok {
+			n.lines[name] = line
+		} else {
+			again = append(again, name)
+		}
+	}
+	return n, n.stat(dir, again)
+}
+
+func manifestNames(data []byte) []string {
 	var names []string
 	for line := range strings.Lines(string(data)) {
 		if name, err := cleanPath(strings.TrimRight(line, "\r\n")); err == nil {
 			names = append(names, name)
 		}
 	}
+	return names
+}
+
+// stat records the stat lines of names, all on every core.
+func (s *Snap) stat(dir string, names []string) error {
 	stats, errs := osfile.StatAll(dir, names, false)
-	buf := make([]byte, 0, len(data)+64*len(names))
-	buf = append(buf, data...)
+	buf := make([]byte, 0, 64)
 	for i, name := range names {
 		if errs[i] != nil {
-			return "", fmt.Errorf("output: %w", errs[i])
+			return fmt.Errorf("output: %w", errs[i])
 		}
 		st := stats[i]
-		buf = append(append(buf, name...), 0)
-		buf = append(strconv.AppendInt(buf, st.Size, 10), 0)
+		buf = append(strconv.AppendInt(buf[:0], st.Size, 10), 0)
 		buf = append(strconv.AppendInt(buf, st.ModTime.UnixNano(), 10), 0)
-		buf = append(strconv.AppendUint(buf, uint64(st.Mode), 8), '\n')
+		buf = strconv.AppendUint(buf, uint64(st.Mode), 8)
+		s.lines[name] = string(buf)
+	}
+	return nil
+}
+
+// Sum is the snapshot as Snapshot gives it.
+func (s *Snap) Sum() string {
+	buf := make([]byte, 0, len(s.manifest)+64*len(s.names))
+	buf = append(buf, s.manifest...)
+	for _, name := range s.names {
+		buf = append(append(buf, name...), 0)
+		buf = append(append(buf, s.lines[name]...), '\n')
 	}
 	sum := sha256.Sum256(buf)
-	return hex.EncodeToString(sum[:]), nil
+	return hex.EncodeToString(sum[:])
 }
 
 // WriteFile puts one file into dir outside every build's manifest, so no

@@ -404,3 +404,37 @@ func TestWriteFileOutsideTheManifest(t *testing.T) {
 		t.Errorf("wrote through a symlink: %v", entries)
 	}
 }
+
+// The snapshot after a Write, worked out from the one before and the files
+// written, is the one taken afresh.
+func TestSnapAfterAWrite(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Write(dir, []File{{Path: "a.html", Data: []byte("a")}, {Path: "b.html", Data: []byte("b")}, {Path: "c/d.html", Data: []byte("d")}}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := TakeSnap(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Keep("a.html")
+	w.Add(File{Path: "b.html", Data: []byte("b, longer")})
+	w.Add(File{Path: "e.html", Data: []byte("e")})
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := before.After(dir, w.Changed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Snapshot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Sum() != fresh || before.Sum() == fresh {
+		t.Errorf("snapshot after the write %s, taken afresh %s (before %s)", after.Sum(), fresh, before.Sum())
+	}
+}

@@ -275,3 +275,19 @@ func TestFrontPageListsEachFeedOnce(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPlan is planning the archive of 10,000 pieces: every page and its
+// key, what an incremental build does before it renders a handful of pages.
+func BenchmarkPlan(b *testing.B) {
+	s, err := New(Options{Title: "Desk", BaseURL: base, SubscribeAction: "/subscribe"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pieces := archive(10000, time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), 3*time.Hour)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Plan(pieces); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

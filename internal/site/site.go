@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -472,12 +473,17 @@ func jsonKey(v any) string {
 	return hashOf(string(data))
 }
 
+// hashOf hashes parts; 128 bits are plenty for a key, and the keys of every
+// page are kept between builds.
 func hashOf(parts ...string) string {
 	h := sha256.New()
+	var n [20]byte
 	for _, s := range parts {
-		fmt.Fprintf(h, "%d:%s\n", len(s), s)
+		h.Write(strconv.AppendInt(n[:0], int64(len(s)), 10))
+		h.Write([]byte{':'})
+		h.Write([]byte(s))
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Render renders the pages of the plan that want chooses, and hands each to

@@ -478,6 +478,43 @@ func readAsset(dir, src string, maxBytes int64) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// viewPages are the digests' pages on the site ("View in browser"), written
+// into the output folder outside the build's manifest (emails stay in inboxes
+// for years: no build removes them), once each per process.
+type viewPages struct {
+	mu      sync.Mutex
+	on      bool
+	written map[string]bool
+}
+
+func (v *viewPages) publishing(on bool) {
+	v.mu.Lock()
+	v.on = on
+	v.mu.Unlock()
+}
+
+// publishView writes a digest's page while digests are being sent. A page
+// that cannot be written is logged: the email still goes out.
+func (r *Runner) publishView(page *digest.ViewPage) {
+	if page == nil {
+		return
+	}
+	v := &r.views
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.on || v.written[page.Path] {
+		return
+	}
+	if _, err := output.WriteFile(r.cfg.Output.Dir, page.Path, page.HTML); err != nil {
+		r.log.Error("the digest's page in the browser", "page", page.Path, "err", err)
+		return
+	}
+	if v.written == nil {
+		v.written = map[string]bool{}
+	}
+	v.written[page.Path] = true
+}
+
 // partMissingError is a Render error after which the output lacks a whole part
 // (every feed): a build must not remove the files it did not write this time.
 type partMissingError struct{ err error }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -240,4 +241,45 @@ func TestIncrementalBuildEqualsAFullBuild(t *testing.T) {
 		t.Errorf("after the output was touched: kept %d files", sum.Output.Kept)
 	}
 	sameTrees(t, "after the output was touched", readTree(t, b.cfg.Output.Dir), b.fullBuild())
+}
+
+// A digest's page in the browser is published when the digest is sent, before
+// it goes out, and no later build removes it; a dry run publishes nothing.
+func TestDigestPageIsPublishedWhenSent(t *testing.T) {
+	b := newBench(t, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	b.piece("gauge", "Gauge", "2026-11-25", "Energy")
+	b.write("subscribers/list.csv", "email,name,cadence\nreader@example.org,Reader,immediate\n")
+
+	r, err := New(Deps{Config: b.cfg, Store: b.store, Templates: templates.Embedded(), Now: func() time.Time { return b.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := r.Run(context.Background(), Options{DryRun: true}); err != nil || sum.WouldSend != 1 {
+		t.Fatalf("dry run: %+v %v", sum, err)
+	}
+	if _, err := os.Stat(filepath.Join(b.cfg.Output.Dir, "digests")); !os.IsNotExist(err) {
+		t.Fatalf("a dry run published a digest's page (%v)", err)
+	}
+
+	if sum, _ := b.run(); sum.Sent != 1 {
+		t.Fatalf("sent %d", sum.Sent)
+	}
+	body := b.lastBody("reader@example.org")
+	link := regexp.MustCompile(`https://desk\.example\.org/digests/[0-9a-f]+/`).FindString(body)
+	if link == "" {
+		t.Fatalf("the digest has no link to its page:\n%s", body)
+	}
+	page := filepath.Join(b.cfg.Output.Dir, strings.TrimPrefix(link, "https://desk.example.org/"), "index.html")
+	data, err := os.ReadFile(page)
+	if err != nil || !bytes.Contains(data, []byte("Gauge")) || bytes.Contains(data, []byte("reader@example.org")) {
+		t.Fatalf("the digest's page: %v\n%s", err, data)
+	}
+	// A new piece and a build: the page stays.
+	b.piece("more", "More", "2026-11-26", "Energy")
+	b.age(time.Minute)
+	b.now = b.now.Add(time.Hour)
+	b.build(b.cfg)
+	if _, err := os.Stat(page); err != nil {
+		t.Errorf("a build removed the digest's page: %v", err)
+	}
 }

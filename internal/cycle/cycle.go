@@ -54,6 +54,8 @@ type Runner struct {
 	topics atomic.Pointer[[]string]
 	// inc is what this run's fingerprint found, for an incremental build (build.go).
 	inc incState
+	// views are the digests' pages in the browser (build.go).
+	views viewPages
 }
 
 // Signer signs the links in emails; the HTTP side verifies them with the same one.
@@ -153,7 +155,8 @@ func New(d Deps) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.renderer, err = digest.NewRenderer(d.Templates, digest.SiteInfo{Title: cfg.Site.Title, BaseURL: cfg.Site.BaseURL, Description: cfg.Site.Description}, cfg.Digest.Subject)
+	r.renderer, err = digest.NewRenderer(d.Templates, digest.SiteInfo{Title: cfg.Site.Title, BaseURL: cfg.Site.BaseURL, Description: cfg.Site.Description}, cfg.Digest.Subject,
+		digest.WithFullText(cfg.Digest.Body == "full"), digest.WithViewPages(true))
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,10 @@ type recorded struct {
 // send delivers every pending delivery that is due, in passes, until none is due
 // within maxInRunWait or ctx ends.
 func (r *Runner) send(ctx context.Context, sum *Summary, pieces []content.Piece, retryNow bool) error {
+	// The digests' pages are published while sending for real (not by a dry
+	// run or a preview), each before the first email that links to it.
+	r.views.publishing(true)
+	defer r.views.publishing(false)
 	byID := make(map[string]*content.Piece, len(pieces))
 	for i := range pieces {
 		byID[pieces[i].ID] = &pieces[i]
@@ -392,6 +396,7 @@ func (r *Runner) message(digestID, subscriberID int64, email, name string, items
 	if err != nil {
 		return nil, fmt.Errorf("render digest for %s: %w", email, err)
 	}
+	r.publishView(out.View)
 	m := &mail.Message{
 		From:              r.from,
 		To:                mail.Address{Name: name, Email: email},

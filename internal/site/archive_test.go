@@ -291,3 +291,31 @@ func BenchmarkPlan(b *testing.B) {
 		}
 	}
 }
+
+// Every page of the archive offers the sign-up form; a topic's pages sign up
+// for that topic.
+func TestEveryPageHasTheSignUpForm(t *testing.T) {
+	pages := renderPages(t, newSite(t))
+	for path, doc := range pages {
+		var signup *html.Node
+		for _, f := range find(doc, "form") {
+			if attr(f, "action") == "/subscribe" && attr(f, "method") == "post" {
+				signup = f
+			}
+		}
+		if signup == nil {
+			t.Errorf("%s has no sign-up form", path)
+			continue
+		}
+		inputs := map[string]string{}
+		for _, in := range find(signup, "input") {
+			inputs[attr(in, "name")] = attr(in, "type") + "=" + attr(in, "value")
+		}
+		if _, ok := inputs["email"]; !ok {
+			t.Errorf("%s: the form asks for no address", path)
+		}
+		if strings.HasPrefix(path, "topics/eu/") && inputs["topics"] != "hidden=EU" {
+			t.Errorf("%s: the topic's form signs up for %q, want EU", path, inputs["topics"])
+		}
+	}
+}

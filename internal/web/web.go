@@ -24,6 +24,7 @@ import (
 
 	"publisher/internal/mail"
 	"publisher/internal/store"
+	"publisher/internal/subscriber"
 	"publisher/internal/token"
 )
 
@@ -74,12 +75,15 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 }
 
-// Cadences a subscriber may choose, in the order the form shows them.
-var cadenceLabels = []struct{ Value, Label string }{
-	{"immediate", "With every new piece"},
-	{"daily", "Once a day"},
-	{"weekly", "Once a week"},
-}
+// Cadences a subscriber may choose, in the order the form shows them, worded
+// as the archive's sign-up form words them.
+var cadenceLabels = func() []struct{ Value, Label string } {
+	var out []struct{ Value, Label string }
+	for _, c := range subscriber.Cadences() {
+		out = append(out, struct{ Value, Label string }{c, subscriber.CadenceLabel(c)})
+	}
+	return out
+}()
 
 // Server answers every HTTP request of the daemon.
 type Server struct {
@@ -176,6 +180,12 @@ func New(opts Options) (*Server, error) {
 			"This form was sent from another site. Open the page on our site and submit it there.")
 	}))
 
+	// The pages share the archive's frame (site-layout.html.tmpl), whose
+	// blocks web-layout.html.tmpl fills.
+	frame, err := fs.ReadFile(opts.Templates, "site-layout.html.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("web: template site-layout.html.tmpl: %w", err)
+	}
 	layout, err := fs.ReadFile(opts.Templates, "web-layout.html.tmpl")
 	if err != nil {
 		return nil, fmt.Errorf("web: template web-layout.html.tmpl: %w", err)
@@ -186,7 +196,10 @@ func New(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", file, err)
 		}
-		t, err := template.New(file).Option("missingkey=error").Parse(string(layout))
+		t, err := template.New(file).Option("missingkey=error").Parse(string(frame))
+		if err == nil {
+			_, err = t.Parse(string(layout))
+		}
 		if err == nil {
 			_, err = t.Parse(string(body))
 		}
@@ -279,6 +292,8 @@ func tokenPageHeaders(w http.ResponseWriter) {
 
 // pageData is what every web-*.html.tmpl page sees.
 type pageData struct {
+	// Site is what the archive's frame shows of the site.
+	Site           frameSite
 	SiteTitle      string
 	HomeURL        string
 	Heading        string
@@ -302,15 +317,23 @@ type cadenceChoice struct {
 	Selected     bool
 }
 
+// frameSite is the part of the archive's page data its frame reads.
+type frameSite struct {
+	Title, Language, Home, Description, ArchiveURL string
+}
+
 func (s *Server) newPage() pageData {
-	return pageData{SiteTitle: s.opts.SiteTitle, HomeURL: s.opts.BaseURL, ConfirmTTL: humanDuration(s.opts.ConfirmTTL)}
+	return pageData{
+		Site:      frameSite{Title: s.opts.SiteTitle, Language: "en", Home: s.opts.BaseURL, ArchiveURL: s.opts.BaseURL + "archive/"},
+		SiteTitle: s.opts.SiteTitle, HomeURL: s.opts.BaseURL, ConfirmTTL: humanDuration(s.opts.ConfirmTTL),
+	}
 }
 
 // render writes a page; the whole page is built first so a template error
 // becomes a clean 500, never half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) {
 	var buf bytes.Buffer
-	if err := s.pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {
+	if err := s.pages[name].ExecuteTemplate(&buf, "site-layout", data); err != nil {
 		s.logger.Error("render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

@@ -132,7 +132,13 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 	if prev != nil && prev.Files != nil {
 		mode = "incremental"
 	}
-	r.log.Info("built feeds and archive", "build", mode, "pieces", len(pieces), "new", sum.NewPieces,
+	parsed := 0
+	for _, r := range cache.Next {
+		if !r.Reused {
+			parsed++
+		}
+	}
+	r.log.Info("built feeds and archive", "build", mode, "pieces", len(pieces), "new", sum.NewPieces, "files_parsed", parsed,
 		"written", sum.Output.Written, "kept", sum.Output.Kept, "unchanged", sum.Output.Unchanged, "removed", sum.Output.Removed)
 	if snap, serr := r.snapshotAfter(w.Changed()); serr != nil {
 		r.forgetIndex()

@@ -118,12 +118,16 @@ func Newest(pieces []content.Piece) ([]content.Piece, error) {
 		}
 		out = append(out, p)
 	}
-	slices.SortStableFunc(out, func(a, b content.Piece) int {
+	newestFirst := func(a, b content.Piece) int {
 		if c := b.Published().Compare(a.Published()); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.ID, b.ID)
-	})
+	}
+	// The run hands the pieces over in this order already.
+	if !slices.IsSortedFunc(out, newestFirst) {
+		slices.SortStableFunc(out, newestFirst)
+	}
 	return out, errors.Join(errs...)
 }
 

@@ -476,14 +476,17 @@ func jsonKey(v any) string {
 // hashOf hashes parts; 128 bits are plenty for a key, and the keys of every
 // page are kept between builds.
 func hashOf(parts ...string) string {
-	h := sha256.New()
-	var n [20]byte
+	n := 0
 	for _, s := range parts {
-		h.Write(strconv.AppendInt(n[:0], int64(len(s)), 10))
-		h.Write([]byte{':'})
-		h.Write([]byte(s))
+		n += len(s) + 12
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	buf := make([]byte, 0, n)
+	for _, s := range parts {
+		buf = append(strconv.AppendInt(buf, int64(len(s)), 10), ':')
+		buf = append(buf, s...)
+	}
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:16])
 }
 
 // Render renders the pages of the plan that want chooses, and hands each to

@@ -44,7 +44,7 @@ type incState struct {
 // buildIndexName is the file, in data.dir, that lets the next build render only
 // what changed: what the last build parsed and what each file it wrote was
 // rendered from.
-const buildIndexName = "build-index.gob"
+const buildIndexName = "build-index"
 
 // indexVersion changes whenever buildIndex or what it holds does.
 const indexVersion = 1

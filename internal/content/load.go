@@ -211,7 +211,9 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 				Message: "sidecar with no piece: no .md or .txt file of the same name beside it"})
 		}
 	}
-	sort.Slice(chosen, func(i, j int) bool { return results[chosen[i]].piece.ID < results[chosen[j]].piece.ID })
+	if !sort.SliceIsSorted(chosen, func(i, j int) bool { return results[chosen[i]].piece.ID < results[chosen[j]].piece.ID }) {
+		sort.SliceStable(chosen, func(i, j int) bool { return results[chosen[i]].piece.ID < results[chosen[j]].piece.ID })
+	}
 	pieces := make([]Piece, len(chosen))
 	for k, i := range chosen {
 		pieces[k] = results[i].piece

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,10 +139,18 @@ func Byline(authors []Author, roles bool) string {
 // pieces with the same key render the same, with the same settings and
 // templates, so a build may keep what it rendered from one for the other.
 // Pieces built by hand (no Hash) are keyed by every field.
+//
+// It is a 128-bit hash: keys are hashed again for every page a piece is
+// listed on, and kept between builds.
 func (p *Piece) Key() string {
+	var sum [sha256.Size]byte
 	if p.Hash == "" {
-		sum := sha256.Sum256(fmt.Appendf(nil, "%#v", *p))
-		return "fields " + hex.EncodeToString(sum[:])
+		sum = sha256.Sum256(fmt.Appendf(nil, "fields %#v", *p))
+	} else {
+		b := make([]byte, 0, len(p.File)+len(p.Hash)+32)
+		b = append(append(append(b, p.File...), 0), p.Hash...)
+		b = strconv.AppendInt(append(b, 0), p.FirstSeen.UnixNano(), 10)
+		sum = sha256.Sum256(b)
 	}
-	return p.File + "\x00" + p.Hash + "\x00" + p.FirstSeen.UTC().Format(time.RFC3339Nano)
+	return hex.EncodeToString(sum[:16])
 }

@@ -281,8 +281,14 @@ func (r *Runner) recordPieces(ctx context.Context, pieces []content.Piece, cache
 		return r.store.FirstSeen(ctx)
 	}
 	reused := func(p *content.Piece) bool { r := cache.Next[p.File]; return r != nil && r.Reused }
+	anyReused := false
+	for i := range pieces {
+		if anyReused = reused(&pieces[i]); anyReused {
+			break
+		}
+	}
 	var firstSeen map[string]time.Time
-	if slices.ContainsFunc(pieces, func(p content.Piece) bool { return reused(&p) }) {
+	if anyReused {
 		var err error
 		if firstSeen, err = r.store.FirstSeen(ctx); err != nil {
 			return nil, err
@@ -578,13 +584,9 @@ func (r *Runner) saveIndex(idx buildIndex, sizeHint int) {
 	p := r.indexPath()
 	err := os.MkdirAll(filepath.Dir(p), 0o755)
 	if err == nil {
-		err = os.WriteFile(p+".tmp", encodeIndex(&idx, sizeHint), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(p+".tmp", p)
+		err = writeRecord(p, encodeIndex(&idx, sizeHint))
 	}
 	if err != nil {
-		_ = os.Remove(p + ".tmp")
 		r.forgetIndex()
 		r.log.Warn("recording the build's index (the next build will be a full one)", "file", p, "err", err)
 	}

@@ -318,15 +318,32 @@ func (r *Runner) saveBuildState(ctx context.Context, st buildState) {
 		fail(err)
 		return
 	}
+	if err := writeRecord(path, data); err != nil {
+		fail(err)
+	}
+}
+
+// writeRecord writes one of the build's records (state, index), which a later
+// build can always do without: to a temporary file, renamed into place once the
+// old one is gone. Renaming over an existing file makes ext4 write the new
+// one's blocks to disk at once (auto_da_alloc), which cost a build of 10,000
+// pieces 80 ms for its 7 MB index; a record lost in a crash only costs a full
+// build, and one left half written fails to read (the index has a checksum).
+func writeRecord(path string, data []byte) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		fail(err)
-		return
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		_ = os.Remove(tmp)
+		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		_ = os.Remove(tmp)
-		fail(err)
+		return err
 	}
+	return nil
 }
 
 // forgetBuildState removes the record of the last build, before a build starts

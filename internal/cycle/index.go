@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"slices"
 	"time"
 
@@ -19,8 +20,12 @@ import (
 // TestIndexRoundTrip fails when content.FileResult or content.Piece gains a
 // field this codec does not carry.
 
-// indexMagic starts the file; its last byte is indexVersion.
+// indexMagic starts the file; its last byte is indexVersion. The file ends
+// with the CRC-32C of what comes before: a file a crash left half written is
+// refused, whatever it holds.
 const indexMagic = "publisher build index\n"
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // errIndex is any index file that cannot be read back whole.
 var errIndex = errors.New("build index: malformed")
@@ -81,7 +86,7 @@ func encodeIndex(idx *buildIndex, sizeHint int) []byte {
 		w.str(p)
 		w.str(idx.Files[p])
 	}
-	return w.b
+	return binary.LittleEndian.AppendUint32(w.b, crc32.Checksum(w.b, crcTable))
 }
 
 func writeResult(w *indexWriter, r *content.FileResult) {
@@ -217,11 +222,29 @@ func (r *indexReader) strs() []string {
 	return out
 }
 
+// checksum is the CRC-32C of s, taken through a small buffer rather than a
+// copy of the whole string.
+func checksum(s string) uint32 {
+	var buf [32 << 10]byte
+	var crc uint32
+	for len(s) > 0 {
+		n := copy(buf[:], s)
+		crc = crc32.Update(crc, crcTable, buf[:n])
+		s = s[n:]
+	}
+	return crc
+}
+
 // decodeIndex reads what encodeIndex wrote.
 func decodeIndex(data string) (*buildIndex, error) {
-	if len(data) <= len(indexMagic) || data[:len(indexMagic)] != indexMagic {
+	if len(data) <= len(indexMagic)+4 || data[:len(indexMagic)] != indexMagic {
 		return nil, errIndex
 	}
+	body, sum := data[:len(data)-4], data[len(data)-4:]
+	if checksum(body) != binary.LittleEndian.Uint32([]byte(sum)) {
+		return nil, errIndex
+	}
+	data = body
 	r := &indexReader{s: data[len(indexMagic)+1:]}
 	idx := &buildIndex{Version: int(data[len(indexMagic)])}
 	if idx.Version != indexVersion {

@@ -15,8 +15,11 @@ import (
 	"fmt"
 	"html"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/feeds"
@@ -185,6 +188,7 @@ func (f *Feeds) Channels() []Channel {
 // and named in the error.
 func (f *Feeds) RenderChannel(i int) ([]output.File, error) {
 	c := f.channels[i]
+	f.readBodies(c)
 	var errs []error
 	c.items = make([]item, len(c.pieces))
 	for k, idx := range c.pieces {
@@ -211,6 +215,22 @@ func (f *Feeds) RenderChannel(i int) ([]output.File, error) {
 		{Path: c.dir + AtomName, Data: atom},
 		{Path: c.dir + JSONName, Data: jsonFeed},
 	}, errors.Join(errs...)
+}
+
+// readBodies reads, on every core, the bodies of the channel's pieces that
+// were taken from a cache without them (content.Body): an incremental build
+// renders a feed whose pieces it did not parse. Errors are left to item.
+func (f *Feeds) readBodies(c *channel) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(c.pieces)) {
+		wg.Go(func() {
+			for k := int(next.Add(1)) - 1; k < len(c.pieces); k = int(next.Add(1)) - 1 {
+				_, _ = content.Body(&f.sorted[c.pieces[k]])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // OPML renders feeds.opml, which needs no piece's body.

@@ -17,14 +17,15 @@ import (
 // their archive), Years (archive indexes), Prev and Next (runs of pages).
 //
 // Everything a page shows comes from here, and every field is exported but
-// the pieces, so that the JSON of a page's data (with its pieces' keys) says
-// when the page would change (see Plan).
+// the pieces, so that the JSON of a page's data (with its pieces' keys, and
+// frame for the fields many pages share) says when the page would change (see
+// Plan).
 type pageData struct {
 	Site        *siteData `json:"-"` // keyed once per build
 	Title       string    // the page's own title; empty on the front page
 	Description string
 	Canonical   string
-	Feeds       []feedLink // autodiscovery links for this page
+	Feeds       []feedLink `json:"-"` // autodiscovery links for this page (keyed in frame)
 	// FeedsHead and FeedsFoot are Feeds rendered by "site-feeds-head" and
 	// the site's own feeds by "site-feeds-foot", once per set of feeds;
 	// empty when the layout defines no such template. The front page, which
@@ -32,7 +33,7 @@ type pageData struct {
 	FeedsHead, FeedsFoot template.HTML `json:"-"` // made from Feeds
 	Pieces               []*pieceView  `json:"-"`
 	Piece                *pieceView    `json:"-"`
-	Topic                *feedGroup
+	Topic                *feedGroup `json:"-"` // keyed in frame
 	// Heading names an archive page: "November 2026", "November 2026, page 2".
 	Heading string
 	// Prev is the page of older pieces, Next of newer ones (rel="prev", rel="next").
@@ -41,6 +42,9 @@ type pageData struct {
 	// the topic's); Years lists its months, on the pages that show them.
 	Archive string
 	Years   []yearGroup
+	// frame keys what many pages share (Feeds, Topic): worked out once per
+	// set of pages, not marshalled again for each.
+	frame string
 }
 
 type siteData struct {

@@ -319,11 +319,12 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 	// The piece pages: each depends on its piece and on a frame that is the
 	// same for all of them.
 	psd := pieceSite(sd)
-	frame := &pageData{Site: psd, Feeds: siteFeeds, FeedsHead: head, FeedsFoot: foot}
-	frameKey := dataKey(PieceTemplate, "", frame, jsonKey(psd), nil)
+	siteFrame := frameKey(siteFeeds, nil)
+	frame := &pageData{Site: psd, Feeds: siteFeeds, FeedsHead: head, FeedsFoot: foot, frame: siteFrame}
+	pieceFrame := dataKey(PieceTemplate, "", frame, jsonKey(psd), nil)
 	for i := range sorted {
 		path := feed.PieceDir(sorted[i].Slug) + "index.html"
-		p.pages = append(p.pages, page{tmpl: PieceTemplate, path: path, data: frame, piece: i, key: hashOf(frameKey, path, p.keys[i])})
+		p.pages = append(p.pages, page{tmpl: PieceTemplate, path: path, data: frame, piece: i, key: hashOf(pieceFrame, path, p.keys[i])})
 	}
 
 	// The lists: the site's, then each topic's.
@@ -332,15 +333,15 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 	for i := range all {
 		all[i] = i
 	}
-	front := &pageData{Site: sd, Canonical: sd.Home, Description: s.opts.Description, Feeds: siteFeeds, FeedsHead: head, Archive: sd.ArchiveURL}
+	front := &pageData{Site: sd, Canonical: sd.Home, Description: s.opts.Description, Feeds: siteFeeds, FeedsHead: head, Archive: sd.ArchiveURL, frame: siteFrame}
 	p.addArchive("", ArchiveDir, all, front, func(d *pageData) {
-		d.Feeds, d.FeedsHead, d.FeedsFoot = siteFeeds, head, foot
+		d.Feeds, d.FeedsHead, d.FeedsFoot, d.frame = siteFeeds, head, foot, siteFrame
 	}, sdKey)
 	months := &pageData{
 		Site: sd, Title: "Archive", Heading: "Archive", Canonical: sd.ArchiveURL,
 		Description: fmt.Sprintf("Every piece from %s, month by month", s.opts.Title),
 		Feeds:       siteFeeds, FeedsHead: head, FeedsFoot: foot, Archive: sd.ArchiveURL,
-		Years: front.Years,
+		Years: front.Years, frame: siteFrame,
 	}
 	front.Years = nil // the front page links to the archive's index instead
 	p.addList(IndexTemplate, "index.html", front, all, sdKey)
@@ -375,14 +376,15 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 			return nil, err
 		}
 		dir := feed.TopicDir(t.Slug)
+		topicFrame := frameKey(feeds, group)
 		home := &pageData{
 			Site: sd, Title: t.Name, Canonical: group.Home,
 			Description: fmt.Sprintf("Pieces on %s from %s", t.Name, s.opts.Title),
-			Topic:       group, Feeds: feeds, FeedsHead: topicHead, FeedsFoot: foot, Archive: group.Home,
+			Topic:       group, Feeds: feeds, FeedsHead: topicHead, FeedsFoot: foot, Archive: group.Home, frame: topicFrame,
 		}
 		on := byTopic[t.Slug]
 		p.addArchive(t.Name+": ", dir, on, home, func(d *pageData) {
-			d.Topic, d.Feeds, d.FeedsHead, d.FeedsFoot = group, feeds, topicHead, foot
+			d.Topic, d.Feeds, d.FeedsHead, d.FeedsFoot, d.frame = group, feeds, topicHead, foot, topicFrame
 		}, sdKey)
 		p.addList(TopicTemplate, dir+"index.html", home, on, sdKey)
 	}
@@ -462,7 +464,15 @@ func dataKey(tmpl, path string, d *pageData, sdKey string, pieceKeys []string) s
 		// never matches makes the page render every time.
 		return "unkeyed " + err.Error()
 	}
-	return hashOf(append([]string{tmpl, path, sdKey, string(data)}, pieceKeys...)...)
+	return hashOf(append([]string{tmpl, path, sdKey, d.frame, string(data)}, pieceKeys...)...)
+}
+
+// frameKey keys the fields many pages share, which dataKey leaves to it.
+func frameKey(feeds []feedLink, topic *feedGroup) string {
+	return jsonKey(struct {
+		Feeds []feedLink
+		Topic *feedGroup
+	}{feeds, topic})
 }
 
 func jsonKey(v any) string {

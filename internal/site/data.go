@@ -33,7 +33,7 @@ type pageData struct {
 	FeedsHead, FeedsFoot template.HTML `json:"-"` // made from Feeds
 	Pieces               []*pieceView  `json:"-"`
 	Piece                *pieceView    `json:"-"`
-	Topic                *feedGroup `json:"-"` // keyed in frame
+	Topic                *feedGroup    `json:"-"` // keyed in frame
 	// Heading names an archive page: "November 2026", "November 2026, page 2".
 	Heading string
 	// Prev is the page of older pieces, Next of newer ones (rel="prev", rel="next").

@@ -591,10 +591,7 @@ func (p *Plan) Render(want func(Page) bool, emit func(output.File)) error {
 		}
 		return entry(pg.piece)
 	})
-	errs := []error{err}
-	for _, e := range pieceErr {
-		errs = append(errs, e)
-	}
+	errs := append([]error{err}, pieceErr...)
 	if err != nil {
 		return errors.Join(errs...)
 	}

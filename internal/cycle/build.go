@@ -84,7 +84,7 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 		return nil, err
 	}
 	global := hashStrings(r.inc.global, idBase)
-	prev, prevSize := r.readIndex(global)
+	prev := r.readIndex(global)
 	// Only the digests read the pieces' plain text.
 	cache := &content.Cache{Stats: r.inc.stats}
 	if prev != nil {
@@ -147,7 +147,7 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 		saved := make(chan struct{})
 		go func() {
 			defer close(saved)
-			r.saveIndex(buildIndex{Version: indexVersion, Global: global, Output: snap, Content: cache.Next, Files: keys.next}, prevSize)
+			r.saveIndex(buildIndex{Version: indexVersion, Global: global, Output: snap, Content: cache.Next, Files: keys.next})
 		}()
 		if complete && inputs != "" {
 			r.saveBuildState(ctx, buildState{Inputs: inputs, Output: snap, Pieces: len(pieces), Topics: topicList(pieces), Problems: sum.ContentProblems})
@@ -224,7 +224,7 @@ func (r *Runner) idBase(ctx context.Context, record bool) (string, error) {
 func (r *Runner) Pieces(ctx context.Context, sum *Summary, record bool) ([]content.Piece, error) {
 	cache := &content.Cache{Stats: r.inc.stats}
 	if idBase, err := r.idBase(ctx, false); err == nil {
-		if prev, _ := r.readIndex(hashStrings(r.inc.global, idBase)); prev != nil {
+		if prev := r.readIndex(hashStrings(r.inc.global, idBase)); prev != nil {
 			cache.Prev = prev.Content
 		}
 	}
@@ -540,19 +540,17 @@ func (r *Runner) indexPath() string { return filepath.Join(r.cfg.Data.Dir, build
 // it: made with the same binary, settings, templates and id base (global),
 // and the output folder exactly as that build left it. Anything else is nil:
 // a full build.
-// size is the file's, for the next one.
-func (r *Runner) readIndex(global string) (idx *buildIndex, size int) {
+func (r *Runner) readIndex(global string) *buildIndex {
 	if r.inc.global == "" {
-		return nil, 0
+		return nil
 	}
 	data, err := readString(r.indexPath())
 	if err != nil {
-		return nil, 0
+		return nil
 	}
-	size = len(data) + len(data)/8
-	idx, err = decodeIndex(data)
+	idx, err := decodeIndex(data)
 	if err != nil || idx.Global != global {
-		return nil, size
+		return nil
 	}
 	if r.inc.snapshot != nil {
 		if s := r.inc.snapshot.get(); s.err != nil || s.snap != idx.Output {
@@ -561,7 +559,7 @@ func (r *Runner) readIndex(global string) (idx *buildIndex, size int) {
 	} else {
 		idx.Files = nil
 	}
-	return idx, size
+	return idx
 }
 
 // readString reads a file into a string without copying it again.
@@ -580,11 +578,11 @@ func readString(name string) (string, error) {
 }
 
 // saveIndex records idx for the next build. Failing only costs it a full build.
-func (r *Runner) saveIndex(idx buildIndex, sizeHint int) {
+func (r *Runner) saveIndex(idx buildIndex) {
 	p := r.indexPath()
 	err := os.MkdirAll(filepath.Dir(p), 0o755)
 	if err == nil {
-		err = writeRecord(p, encodeIndex(&idx, sizeHint))
+		err = writeRecordFrom(p, func(w io.Writer) error { return encodeIndex(w, &idx) })
 	}
 	if err != nil {
 		r.forgetIndex()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -330,8 +331,23 @@ func (r *Runner) saveBuildState(ctx context.Context, st buildState) {
 // pieces 80 ms for its 7 MB index; a record lost in a crash only costs a full
 // build, and one left half written fails to read (the index has a checksum).
 func writeRecord(path string, data []byte) error {
+	return writeRecordFrom(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeRecordFrom is writeRecord of what write writes.
+func writeRecordFrom(path string, write func(io.Writer) error) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	f, err := os.Create(tmp)
+	if err == nil {
+		err = write(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		_ = os.Remove(tmp)
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"slices"
 	"time"
 
@@ -30,11 +31,34 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // errIndex is any index file that cannot be read back whole.
 var errIndex = errors.New("build index: malformed")
 
-type indexWriter struct{ b []byte }
+// indexWriter appends to a buffer it hands to out, with the checksum taken,
+// whenever it holds a chunk: the index never sits whole in memory.
+type indexWriter struct {
+	b   []byte
+	out io.Writer
+	crc uint32
+	err error
+}
+
+const indexChunk = 64 << 10
+
+func (w *indexWriter) flush() {
+	w.crc = crc32.Update(w.crc, crcTable, w.b)
+	if w.err == nil {
+		_, w.err = w.out.Write(w.b)
+	}
+	w.b = w.b[:0]
+}
 
 func (w *indexWriter) uint(n uint64) { w.b = binary.AppendUvarint(w.b, n) }
 func (w *indexWriter) int(n int64)   { w.b = binary.AppendVarint(w.b, n) }
-func (w *indexWriter) str(s string)  { w.uint(uint64(len(s))); w.b = append(w.b, s...) }
+func (w *indexWriter) str(s string) {
+	w.uint(uint64(len(s)))
+	w.b = append(w.b, s...)
+	if len(w.b) >= indexChunk {
+		w.flush()
+	}
+}
 func (w *indexWriter) bool(v bool) {
 	if v {
 		w.b = append(w.b, 1)
@@ -58,10 +82,10 @@ func (w *indexWriter) strs(list []string) {
 	}
 }
 
-// encodeIndex writes idx in the index format, the maps in sorted order so the
-// same index gives the same bytes.
-func encodeIndex(idx *buildIndex, sizeHint int) []byte {
-	w := &indexWriter{b: make([]byte, 0, sizeHint)}
+// encodeIndex writes idx in the index format to out, the maps in sorted order
+// so the same index gives the same bytes.
+func encodeIndex(out io.Writer, idx *buildIndex) error {
+	w := &indexWriter{b: make([]byte, 0, 2*indexChunk), out: out}
 	w.b = append(w.b, indexMagic...)
 	w.b = append(w.b, byte(idx.Version))
 	w.str(idx.Global)
@@ -86,7 +110,11 @@ func encodeIndex(idx *buildIndex, sizeHint int) []byte {
 		w.str(p)
 		w.str(idx.Files[p])
 	}
-	return binary.LittleEndian.AppendUint32(w.b, crc32.Checksum(w.b, crcTable))
+	w.flush()
+	if w.err == nil {
+		_, w.err = out.Write(binary.LittleEndian.AppendUint32(nil, w.crc))
+	}
+	return w.err
 }
 
 func writeResult(w *indexWriter, r *content.FileResult) {

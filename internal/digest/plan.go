@@ -178,11 +178,25 @@ func SortNewestFirst(pieces []content.Piece) {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return newer(&pieces[a], &pieces[b]) })
-	moved := make([]content.Piece, len(pieces))
-	for i, from := range order {
-		moved[i] = pieces[from]
+	// Place each piece by following the permutation's cycles, with one piece
+	// held aside: no second slice of them.
+	for start := range order {
+		if order[start] < 0 {
+			continue
+		}
+		held := pieces[start]
+		at := start
+		for {
+			from := order[at]
+			order[at] = -1
+			if from == start {
+				pieces[at] = held
+				break
+			}
+			pieces[at] = pieces[from]
+			at = from
+		}
 	}
-	copy(pieces, moved)
 }
 
 // wantsTopics reports whether a subscriber with topics wanted shares one with a

@@ -144,10 +144,26 @@ func Plan(opts Options, pieces []content.Piece) (*Feeds, error) {
 		home:        s.home,
 		pieces:      newest,
 	}}
+	slugs := map[string]string{} // a topic's spelling → its slug, worked out once
+	hasTopic := func(p *content.Piece, slug string) bool {
+		for _, raw := range p.Topics {
+			s, ok := slugs[raw]
+			if !ok {
+				if t := strings.TrimSpace(raw); t != "" {
+					s = TopicSlug(t)
+				}
+				slugs[raw] = s
+			}
+			if s != "" && s == slug {
+				return true
+			}
+		}
+		return false
+	}
 	for _, t := range Topics(sorted) {
 		var on []int
 		for i := 0; i < len(sorted) && len(on) < s.Items; i++ {
-			if HasTopic(&sorted[i], t.Slug) {
+			if hasTopic(&sorted[i], t.Slug) {
 				on = append(on, i)
 			}
 		}

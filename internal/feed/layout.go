@@ -65,16 +65,25 @@ func TopicSlug(name string) string {
 // ("EU", "eu") are one topic, named by the spelling that sorts first.
 func Topics(pieces []content.Piece) []Topic {
 	bySlug := map[string]string{}
+	// A desk has a handful of topics and many pieces: each spelling is
+	// slugified once (Unicode normalisation is not cheap).
+	slugs := map[string]string{}
 	for i := range pieces {
 		if pieces[i].Draft {
 			continue
 		}
-		for _, name := range pieces[i].Topics {
-			name = strings.TrimSpace(name)
-			if name == "" {
+		for _, raw := range pieces[i].Topics {
+			slug, ok := slugs[raw]
+			if !ok {
+				if t := strings.TrimSpace(raw); t != "" {
+					slug = TopicSlug(t)
+				}
+				slugs[raw] = slug
+			}
+			if slug == "" {
 				continue
 			}
-			slug := TopicSlug(name)
+			name := strings.TrimSpace(raw)
 			if old, ok := bySlug[slug]; !ok || name < old {
 				bySlug[slug] = name
 			}
@@ -86,16 +95,6 @@ func Topics(pieces []content.Piece) []Topic {
 	}
 	slices.SortFunc(topics, func(a, b Topic) int { return strings.Compare(a.Slug, b.Slug) })
 	return topics
-}
-
-// HasTopic reports whether p carries the topic with slug topicSlug.
-func HasTopic(p *content.Piece, topicSlug string) bool {
-	for _, name := range p.Topics {
-		if strings.TrimSpace(name) != "" && TopicSlug(strings.TrimSpace(name)) == topicSlug {
-			return true
-		}
-	}
-	return false
 }
 
 // Newest returns the publishable pieces (no drafts) newest first: by publication

@@ -266,8 +266,8 @@ type Page struct {
 type Plan struct {
 	s        *Site
 	sorted   []content.Piece
-	keys     []string    // sorted[i].Key()
-	views    []pieceView // views[i] for sorted[i], filled before rendering
+	keys     []string     // sorted[i].Key()
+	views    []*pieceView // views[i] for sorted[i], made for the pages rendered
 	pages    []page
 	problems error
 }
@@ -275,7 +275,8 @@ type Plan struct {
 type page struct {
 	tmpl, path string
 	data       *pageData
-	piece      int // the piece a piece page shows; -1 for lists
+	piece      int   // the piece a piece page shows; -1 for lists
+	pieces     []int // the pieces a list shows, by index in sorted
 	key        string
 }
 
@@ -299,10 +300,9 @@ func (p *Plan) Pages() []Page {
 // are named by Problems.
 func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 	sorted, sortErr := feed.Newest(pieces)
-	p := &Plan{s: s, sorted: sorted, problems: sortErr, views: make([]pieceView, len(sorted)), keys: make([]string, len(sorted))}
+	p := &Plan{s: s, sorted: sorted, problems: sortErr, views: make([]*pieceView, len(sorted)), keys: make([]string, len(sorted))}
 	for i := range sorted {
 		p.keys[i] = sorted[i].Key()
-		p.views[i].index = i // the rest of the view is filled when a page needs it
 	}
 	topics := feed.Topics(sorted)
 	sd := s.siteData(topics)
@@ -395,8 +395,7 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 // sorted, newest first).
 func (p *Plan) addList(tmpl, path string, data *pageData, pieces []int, sdKey string) {
 	shown := pieces[:min(len(pieces), p.s.opts.PageSize)]
-	data.Pieces = p.viewsOf(shown)
-	p.pages = append(p.pages, page{tmpl: tmpl, path: path, data: data, piece: -1, key: dataKey(tmpl, path, data, sdKey, p.keysOf(shown))})
+	p.pages = append(p.pages, page{tmpl: tmpl, path: path, data: data, piece: -1, pieces: shown, key: dataKey(tmpl, path, data, sdKey, p.keysOf(shown))})
 }
 
 // addArchive adds the month pages of one archive (the site's when prefix is
@@ -428,9 +427,8 @@ func (p *Plan) addArchive(prefix, dir string, pieces []int, end *pageData, frame
 		} else {
 			d.Next = &navLink{URL: end.Canonical, Title: prefix + "Latest pieces"}
 		}
-		d.Pieces = p.viewsOf(part.pieces)
 		path := archivePath(dir, part) + "index.html"
-		p.pages = append(p.pages, page{tmpl: ArchiveTemplate, path: path, data: d, piece: -1, key: dataKey(ArchiveTemplate, path, d, sdKey, p.keysOf(part.pieces))})
+		p.pages = append(p.pages, page{tmpl: ArchiveTemplate, path: path, data: d, piece: -1, pieces: part.pieces, key: dataKey(ArchiveTemplate, path, d, sdKey, p.keysOf(part.pieces))})
 	}
 	if n := len(parts); n > 0 {
 		end.Prev = &navLink{URL: urls[n-1], Title: prefix + parts[n-1].title()}
@@ -441,7 +439,7 @@ func (p *Plan) addArchive(prefix, dir string, pieces []int, end *pageData, frame
 func (p *Plan) viewsOf(indexes []int) []*pieceView {
 	out := make([]*pieceView, len(indexes))
 	for k, i := range indexes {
-		out[k] = &p.views[i]
+		out[k] = p.views[i]
 	}
 	return out
 }
@@ -519,8 +517,8 @@ func (p *Plan) Render(want func(Page) bool, emit func(output.File)) error {
 			continue
 		}
 		lists = append(lists, i)
-		for _, v := range pg.data.Pieces {
-			needView[v.index], needEntry[v.index] = true, true
+		for _, i := range pg.pieces {
+			needView[i], needEntry[i] = true, true
 		}
 	}
 	var views []int
@@ -531,7 +529,8 @@ func (p *Plan) Render(want func(Page) bool, emit func(output.File)) error {
 	}
 	_ = forEach(len(views), func(k int) error {
 		i := views[k]
-		p.views[i] = p.s.pieceView(&p.sorted[i], i)
+		v := p.s.pieceView(&p.sorted[i], i)
+		p.views[i] = &v
 		return nil
 	})
 
@@ -565,7 +564,7 @@ func (p *Plan) Render(want func(Page) bool, emit func(output.File)) error {
 		if entries == nil || !needEntry[i] {
 			return nil
 		}
-		v := &p.views[i]
+		v := p.views[i]
 		var b strings.Builder
 		b.Grow(1024)
 		if err := entries.Execute(&b, v); err != nil {
@@ -581,7 +580,7 @@ func (p *Plan) Render(want func(Page) bool, emit func(output.File)) error {
 	pieceErr := make([]error, len(pieces))
 	err := forEach(len(pieces), func(k int) error {
 		pg := &p.pages[pieces[k]]
-		v := &p.views[pg.piece]
+		v := p.views[pg.piece]
 		v.body, pieceErr[k] = resolvedBody(v.piece, v.pageURL)
 		defer func() { v.body = "" }()
 		page := *pg.data
@@ -600,7 +599,9 @@ func (p *Plan) Render(want func(Page) bool, emit func(output.File)) error {
 	}
 	if err := forEach(len(lists), func(k int) error {
 		pg := &p.pages[lists[k]]
-		return exec(pg.tmpl, pg.path, pg.data)
+		data := *pg.data
+		data.Pieces = p.viewsOf(pg.pieces)
+		return exec(pg.tmpl, pg.path, &data)
 	}); err != nil {
 		return errors.Join(append(errs, err)...)
 	}

@@ -6,7 +6,8 @@
 #           sink over the same number of connections (20)
 #   memory  peak RSS of `publisher run` for 10k, 100k and 1M subscribers
 #   build   full `publisher build` of 10,000 pieces vs `hugo` on the same articles,
-#           then a no-op `publisher run`; CPU profiles of both
+#           then a no-op `publisher run`, then incremental builds (one new piece
+#           each) compared with a full build of the same input; CPU profiles
 #   gotest  the go test -bench benchmarks of digest, feed, store and mail
 #   replicas  1, 2 and 3 `publisher run` replicas sharing one send on one private
 #           PostgreSQL cluster, into smtp-sink
@@ -333,6 +334,7 @@ if want build; then
 		"$gen" hugo -n "$BUILD_N" -dir "$gdir/hugo"
 		touch "$gdir/complete"
 	fi
+	rm -f "$gdir"/content/zz-bench-extra-*.md # left by an interrupted run
 	mkdir -p "$dir/subscribers"
 	rm -f "$dir/subscribers/"*.csv
 	write_config "$dir" "$gdir/content"
@@ -372,6 +374,38 @@ if want build; then
 		cat "$res/noop-$i.time" >>"$res/noop-publisher.txt"
 	done
 
+	# The incremental run: one new piece, the newest, in the archive the first
+	# build made (public-1), BUILD_RUNS times (a piece more each time). A file
+	# stamped before each run tells which files it wrote.
+	: >"$res/incremental-publisher.txt"
+	: >"$res/incremental-written.txt"
+	for i in $(seq "$BUILD_RUNS"); do
+		extra=$gdir/content/zz-bench-extra-$i.md
+		printf -- '---\ntitle: "One more piece (%s)"\ndate: 2026-11-02T09:00:00Z\ntopics: ["Energy"]\nsummary: "The piece the incremental runs add."\n---\n\nIt adds one paragraph to a long archive.\n' "$i" >"$extra"
+		touch -d '-1 minute' "$extra" # older than the 2 s in which an mtime is not trusted
+		sync
+		touch "$res/incremental-$i.stamp"
+		sleep 1.1 # so that a file written now is newer than the stamp
+		log "build: incremental run $i/$BUILD_RUNS"
+		(cd "$dir" && PUBLISHER_OUTPUT_DIR=public-1 PUBLISHER_DATA_DIR=data-1 gtime "$res/incremental-$i.time" "$pub" build >"$res/incremental-$i.out" 2>"$res/incremental-$i.log")
+		cat "$res/incremental-$i.time" >>"$res/incremental-publisher.txt"
+		newer=$(find "$dir/public-1" -type f -newer "$res/incremental-$i.stamp" | sed "s|^$dir/public-1/||" | sort)
+		echo "run $i: $(echo "$newer" | grep -c .) files written: $(echo $newer)" >>"$res/incremental-written.txt"
+	done
+	# The same input built from scratch (the store copied, for the first-seen
+	# times of the undated pieces) must give the very same tree.
+	rm -rf "$dir/public-verify" "$dir/data-verify"
+	mkdir -p "$dir/data-verify"
+	cp "$dir/data-1/publisher.db" "$dir/data-verify/"
+	log "build: a full build of the same input, to compare"
+	(cd "$dir" && PUBLISHER_OUTPUT_DIR=public-verify PUBLISHER_DATA_DIR=data-verify "$pub" build >"$res/incremental-verify.out" 2>"$res/incremental-verify.log")
+	if diff -r "$dir/public-1" "$dir/public-verify" >"$res/incremental-diff.txt" 2>&1; then
+		same_tree="the same tree, byte for byte ($(find "$dir/public-1" -type f | wc -l) files)"
+	else
+		same_tree="DIFFERENT trees: see incremental-diff.txt"
+	fi
+	rm -f "$gdir"/content/zz-bench-extra-*.md
+
 	log "build: CPU profiles (full build, no-op run)"
 	(
 		cd "$dir" && export PUBLISHER_OUTPUT_DIR=public-prof PUBLISHER_DATA_DIR=data-prof &&
@@ -393,6 +427,9 @@ if want build; then
 	read -r hc _ < <(awk '{print $3+$4}' "$res/build-hugo.txt" | stats)
 	read -r bc_ _ < <(awk '{print $3+$4}' "$res/build-publisher.txt" | stats)
 	read -r nc _ < <(awk '{print $3+$4}' "$res/noop-publisher.txt" | stats)
+	read -r im imin imax _ < <(col 1 "$res/incremental-publisher.txt" | stats)
+	read -r ir irmin irmax _ < <(col 2 "$res/incremental-publisher.txt" | stats)
+	read -r ic _ < <(awk '{print $3+$4}' "$res/incremental-publisher.txt" | stats)
 	paste "$res/build-publisher.txt" "$res/build-hugo.txt" | awk '{print $1/$5}' >"$res/build-ratios"
 	read -r xm xmin xmax _ < <(stats <"$res/build-ratios")
 	mb() { echo "$1/1024" | bc -l | xargs printf '%.0f'; }
@@ -406,8 +443,17 @@ if want build; then
 		printf '| hugo (%s files, %s MB) | %.2f | %.2f | %.2f | %.2f | %s | %s | %s |\n' "$hugo_files" "$((hugo_bytes / 1048576))" "$hm" "$hmin" "$hmax" "$hc" "$(mb "$hr")" "$(mb "$hrmin")" "$(mb "$hrmax")"
 		printf '| publisher build (%s files, %s MB) | %.2f | %.2f | %.2f | %.2f | %s | %s | %s |\n' "$pub_files" "$((pub_bytes / 1048576))" "$bm" "$bmin" "$bmax" "$bc_" "$(mb "$br")" "$(mb "$brmin")" "$(mb "$brmax")"
 		printf '| publisher run, no-op | %.2f | %.2f | %.2f | %.2f | %s | %s | %s |\n' "$nm" "$nmin" "$nmax" "$nc" "$(mb "$nr")" "$(mb "$nrmin")" "$(mb "$nrmax")"
+		printf '| publisher build, incremental (one new piece) | %.2f | %.2f | %.2f | %.2f | %s | %s | %s |\n' "$im" "$imin" "$imax" "$ic" "$(mb "$ir")" "$(mb "$irmin")" "$(mb "$irmax")"
 		echo
-		printf 'publisher build / hugo (wall, per run pair): median %.3f, min %.3f, max %.3f (goal <= 0.5). No-op run / full build (medians): %.3f (goal <= 0.05).\n' "$xm" "$xmin" "$xmax" "$(echo "$nm / $bm" | bc -l)"
+		printf 'publisher build / hugo (wall, per run pair): median %.3f, min %.3f, max %.3f (goal <= 0.5). No-op run / full build (medians): %.3f (goal <= 0.05). Incremental / full build (medians): %.3f (goal <= 0.10).\n' "$xm" "$xmin" "$xmax" "$(echo "$nm / $bm" | bc -l)" "$(echo "$im / $bm" | bc -l)"
+		echo
+		echo "Incremental runs, the files each wrote (mtime newer than a stamp taken before it):"
+		echo
+		echo '```'
+		cat "$res/incremental-written.txt"
+		echo '```'
+		echo
+		echo "After them, a full build of the same input into a fresh folder: $same_tree."
 		echo
 		echo "CPU profile of the full build (cumulative, top entries; full list in build-cpu-cum.txt):"
 		echo
@@ -419,7 +465,7 @@ if want build; then
 		echo
 	} >>"$summary"
 	log "build: deleting the output trees (and inputs of other sizes or generators)"
-	rm -rf "$hout" "$dir"/public* "$dir"/data* "$dir/content" "$out/hugo" "$out/build-content.stamp"
+	rm -rf "$hout" "$dir"/public* "$dir"/data* "$dir/content" "$out/hugo" "$out/build-content.stamp" "$res"/incremental-*.stamp
 	for g in "$out"/gen-*; do
 		[ "$g" = "$gdir" ] || rm -rf "$g"
 	done

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,18 +170,37 @@ func TestRunSignsWithDKIMAndPingsWebSubHubs(t *testing.T) {
 			t.Errorf("DKIM-Signature lacks %q: %s", want, sig)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(pings) != 3 || pings[0].Get("hub.mode") != "publish" || pings[0].Get("hub.url") != "https://desk.example.org/feed.xml" {
-		t.Fatalf("hub pings: %v", pings)
+	// Every feed that changed is pinged: the site's and the piece's topic's.
+	pinged := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var urls []string
+		for _, p := range pings {
+			if p.Get("hub.mode") != "publish" {
+				t.Errorf("ping %v", p)
+			}
+			urls = append(urls, strings.TrimPrefix(p.Get("hub.url"), "https://desk.example.org/"))
+		}
+		pings = nil
+		slices.Sort(urls)
+		return urls
+	}
+	if got, want := pinged(), []string{"atom.xml", "feed.json", "feed.xml", "topics/energy/atom.xml", "topics/energy/feed.json", "topics/energy/feed.xml"}; !slices.Equal(got, want) {
+		t.Fatalf("hub pings %q, want %q", got, want)
 	}
 	// A run that changes nothing pings nobody.
-	mu.Unlock()
 	if r := d.run("run"); r.code != 0 {
 		t.Fatalf("second run: %d", r.code)
 	}
-	mu.Lock()
-	if len(pings) != 3 {
-		t.Fatalf("a run with nothing new pinged the hub (%d pings)", len(pings))
+	if got := pinged(); len(got) != 0 {
+		t.Fatalf("a run with nothing new pinged the hub: %q", got)
+	}
+	// A piece on another topic: the site's feeds and that topic's, not energy's.
+	d.piece("two", "Second piece", "security")
+	if r := d.run("run"); r.code != 0 {
+		t.Fatalf("third run: %d", r.code)
+	}
+	if got, want := pinged(), []string{"atom.xml", "feed.json", "feed.xml", "topics/security/atom.xml", "topics/security/feed.json", "topics/security/feed.xml"}; !slices.Equal(got, want) {
+		t.Fatalf("hub pings after a security piece %q, want %q", got, want)
 	}
 }

@@ -342,8 +342,12 @@ func TestDaemonServesCurrentSettingsAtStart(t *testing.T) {
 			t.Logf("/ and /feed.xml served %v after start", time.Since(start).Round(time.Millisecond))
 			links := regexp.MustCompile(`(?:href|action|src)="(https?://[^"]+)"|<link>(https?://[^<]+)</link>`)
 			n := 0
+			// Feed entry ids stay on the first base URL recorded, on purpose (a
+			// reader's feed reader must not see every entry anew after a move):
+			// they are identifiers, not links.
+			ids := regexp.MustCompile(`<guid isPermaLink="false">[^<]*</guid>`)
 			for _, page := range []string{front, feed} {
-				if strings.Contains(page, "old.example.org") {
+				if strings.Contains(ids.ReplaceAllString(page, ""), "old.example.org") {
 					t.Fatalf("a page still links to the old base URL:\n%s", page)
 				}
 				for _, m := range links.FindAllStringSubmatch(page, -1) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command. On a bare Debian machine it first installs what the tests use
-# (Debian's feedparser, Chromium, podman, PostgreSQL; Mailpit through the Go module
+# (Debian's feedparser, Chromium, SpamAssassin, podman, PostgreSQL; Mailpit through the Go module
 # proxy), then runs every Go test, including the end-to-end, crash and fault suites
 # and the container image test. Nothing is skipped for want of a tool. The tests
 # that need PostgreSQL start a private cluster of their own (internal/pgtest:
@@ -14,6 +14,7 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 apt_needed=()
 /usr/bin/python3 -c 'import feedparser' 2>/dev/null || apt_needed+=(python3-feedparser)
 command -v chromium >/dev/null || apt_needed+=(chromium)
+command -v spamassassin >/dev/null || apt_needed+=(spamassassin) # the digest must not read as spam
 command -v podman >/dev/null || apt_needed+=(podman)
 command -v buildah >/dev/null || apt_needed+=(buildah)
 command -v runc >/dev/null || apt_needed+=(runc)

@@ -62,11 +62,14 @@ type Site struct {
 	BaseURL     string `yaml:"base_url" doc:"absolute URL the output is served from; every link is built on it"`
 	Language    string `yaml:"language" doc:"BCP 47 language tag of the content"`
 	Description string `yaml:"description" doc:"one line about the publication"`
+	PageSize    int    `yaml:"page_size" doc:"pieces on the front page, on each topic page and on each page of the archive (month by month)"`
 }
 
 type Content struct {
 	Dir      string `yaml:"dir" path:"true" doc:"folder of pieces (.md, .txt, with .yaml sidecars); subfolders allowed"`
 	MaxBytes int64  `yaml:"max_bytes" doc:"largest piece file accepted, in bytes"`
+	// Images and documents a piece links to are published beside its page.
+	MaxAssetBytes int64 `yaml:"max_asset_bytes" doc:"largest image or document beside a piece that is published with it, in bytes"`
 }
 
 type Output struct {
@@ -83,7 +86,11 @@ type Templates struct {
 
 type Feed struct {
 	Items      int      `yaml:"items" doc:"items per feed"`
-	WebSubHubs []string `yaml:"websub_hubs" doc:"WebSub hubs to ping after new pieces (comma-separated in the environment)"`
+	WebSubHubs []string `yaml:"websub_hubs" doc:"WebSub hubs to ping for every feed that changed (comma-separated in the environment)"`
+	// Entry ids are made on the base URL of the first build (kept in the
+	// store), so that they survive a move; this names their host outright.
+	IDAuthority string `yaml:"id_authority" doc:"host name in feed entry ids (tag: URIs, RSS guids); default: the host of the first site.base_url the store recorded, so ids survive a move"`
+	OPMLFormat  string `yaml:"opml_format" doc:"the one format feeds.opml lists for each feed: rss, atom or json"`
 }
 
 type Subscribers struct {
@@ -97,6 +104,7 @@ type Digest struct {
 	SendDay        string        `yaml:"send_day" doc:"weekday on which weekly digests become due"`
 	Timezone       string        `yaml:"timezone" doc:"IANA zone for send_at and send_day"`
 	Subject        string        `yaml:"subject" doc:"Go text/template for the subject; fields .Newest (a piece), .More (count), .Count, .Site"`
+	Body           string        `yaml:"body" doc:"summary (title, byline, summary or lede, a link to the piece) or full (each piece's whole text, as long as the email stays under 102 KB)"`
 }
 
 type Mail struct {
@@ -166,11 +174,11 @@ type Store struct {
 // Defaults returns the configuration used for every key the file and environment leave unset.
 func Defaults() Config {
 	return Config{
-		Site:        Site{Title: "Publisher", BaseURL: "http://localhost:8080/", Language: "en"},
-		Content:     Content{Dir: "content", MaxBytes: 2 << 20},
+		Site:        Site{Title: "Publisher", BaseURL: "http://localhost:8080/", Language: "en", PageSize: 20},
+		Content:     Content{Dir: "content", MaxBytes: 2 << 20, MaxAssetBytes: 20 << 20},
 		Output:      Output{Dir: "public"},
 		Data:        Data{Dir: "data"},
-		Feed:        Feed{Items: 50},
+		Feed:        Feed{Items: 50, OPMLFormat: "rss"},
 		Subscribers: Subscribers{Dir: "subscribers"},
 		Digest: Digest{
 			DefaultCadence: "daily",
@@ -179,6 +187,7 @@ func Defaults() Config {
 			SendDay:        "monday",
 			Timezone:       "UTC",
 			Subject:        `{{.Newest.Title}}{{if gt .More 0}} + {{.More}} more{{end}}`,
+			Body:           "summary",
 		},
 		Mail: Mail{
 			Transport:   "file",
@@ -735,11 +744,27 @@ func (c *Config) validate() Errors {
 			bad("templates.dir", "%s is not a folder", c.Templates.Dir)
 		}
 	}
+	if c.Site.PageSize < 1 || c.Site.PageSize > 500 {
+		bad("site.page_size", "must be 1-500, got %d", c.Site.PageSize)
+	}
 	if c.Content.MaxBytes <= 0 {
 		bad("content.max_bytes", "must be positive")
 	}
+	if c.Content.MaxAssetBytes <= 0 {
+		bad("content.max_asset_bytes", "must be positive")
+	}
 	if c.Feed.Items <= 0 {
 		bad("feed.items", "must be positive, got %d", c.Feed.Items)
+	}
+	if a := c.Feed.IDAuthority; a != "" {
+		if u, err := url.Parse("https://" + a + "/"); err != nil || u.Host != a || u.Port() != "" || strings.ContainsAny(a, "@/ ") {
+			bad("feed.id_authority", "must be a host name such as desk.example.org, got %q", a)
+		}
+	}
+	switch c.Feed.OPMLFormat {
+	case "rss", "atom", "json":
+	default:
+		bad("feed.opml_format", "must be rss, atom or json, got %q", c.Feed.OPMLFormat)
 	}
 	for _, h := range c.Feed.WebSubHubs {
 		if u, err := url.Parse(h); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -760,6 +785,9 @@ func (c *Config) validate() Errors {
 	}
 	if strings.TrimSpace(c.Digest.Subject) == "" {
 		bad("digest.subject", "must not be empty")
+	}
+	if c.Digest.Body != "summary" && c.Digest.Body != "full" {
+		bad("digest.body", "must be summary or full, got %q", c.Digest.Body)
 	}
 	switch c.Mail.Transport {
 	case "file":

@@ -62,6 +62,9 @@ digest:
 	if cfg.Mail.RetryWindow != 48*time.Hour || cfg.Mail.RetryMax != time.Hour || cfg.Mail.RetryBase != time.Second || cfg.Mail.MaxAttempts != 8 {
 		t.Errorf("retry defaults = window %v, max %v, base %v, attempts %d", cfg.Mail.RetryWindow, cfg.Mail.RetryMax, cfg.Mail.RetryBase, cfg.Mail.MaxAttempts)
 	}
+	if cfg.Site.PageSize != 20 || cfg.Digest.Body != "summary" || cfg.Feed.OPMLFormat != "rss" || cfg.Feed.IDAuthority != "" {
+		t.Errorf("defaults: page size %d, digest body %q, OPML %q, id authority %q", cfg.Site.PageSize, cfg.Digest.Body, cfg.Feed.OPMLFormat, cfg.Feed.IDAuthority)
+	}
 }
 
 func TestEnvironmentWins(t *testing.T) {
@@ -118,6 +121,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"templates.dir missing", "templates:\n  dir: no-such-folder\n", nil, []string{"templates.dir: stat ", "no-such-folder"}},
 		{"tls none off loopback", "secret: s3cr3t-long\nmail:\n  transport: smtp\n  smtp:\n    host: smtp.example.org\n    tls: none\n", nil, []string{"mail.smtp.tls: none is only allowed for a loopback host"}},
 		{"several at once", "feed:\n  items: 0\ndigest:\n  send_at: 7am\n  timezone: Mars/Olympus\n", nil, []string{"feed.items", "digest.send_at", "digest.timezone"}},
+		{"bad page size", "site:\n  page_size: 0\n", nil, []string{"site.page_size: must be 1-500"}},
+		{"bad digest body", "digest:\n  body: excerpt\n", nil, []string{"digest.body: must be summary or full"}},
+		{"bad opml format", "feed:\n  opml_format: rdf\n", nil, []string{"feed.opml_format: must be rss, atom or json"}},
+		{"bad id authority", "feed:\n  id_authority: https://desk.example.org/\n", nil, []string{"feed.id_authority: must be a host name"}},
+		{"bad asset limit", "content:\n  max_asset_bytes: 0\n", nil, []string{"content.max_asset_bytes: must be positive"}},
 		{"not yaml", "site: [unclosed\n", nil, []string{"publisher.yaml"}},
 		{"scalar where mapping", "site: hello\n", nil, []string{"site: expected a mapping"}},
 		{"no retry window", "mail:\n  retry_window: 0s\n", nil, []string{"mail.retry_window: must be positive"}},

@@ -84,8 +84,8 @@ func applySidecar(p *Piece, file string, sidecar []byte) []Problem {
 // needs, whatever its format. bodyLine points at the body for an empty-body error.
 func finish(p *Piece, file string, bodyLine int) []Problem {
 	var problems []Problem
-	// The lede comes from the same text, and is all a build that skips the
-	// text (Options.SkipText) works out.
+	// A Markdown piece's plain text is worked out only when a digest needs it;
+	// its lede stands for the body here.
 	if strings.TrimSpace(p.Text) == "" && strings.TrimSpace(p.Lede) == "" {
 		problems = append(problems, Problem{File: file, Line: bodyLine, Severity: Error, Message: "empty body: the piece has no text"})
 	}

@@ -25,10 +25,10 @@ func checkParsed(t *testing.T, p Piece, problems []Problem, files ...string) {
 	if !validSlug(p.ID) || p.ID != p.Slug {
 		t.Fatalf("piece without errors has ID %q slug %q", p.ID, p.Slug)
 	}
-	if p.Title == "" || strings.TrimSpace(p.Text) == "" {
+	if p.Title == "" || strings.TrimSpace(PlainText(&p)) == "" {
 		t.Fatalf("piece without errors lacks title or text: %#v", p)
 	}
-	for _, s := range []string{p.Title, p.HTML, p.Text, p.Lede} {
+	for _, s := range []string{p.Title, p.HTML, PlainText(&p), p.Lede} {
 		if !utf8.ValidString(s) {
 			t.Fatalf("invalid UTF-8 in output %q", s)
 		}

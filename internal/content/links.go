@@ -88,10 +88,14 @@ func ResolveLinks(body string, base *url.URL) (string, error) {
 // piece is read at: as loaded when Load made them absolute against that same
 // URL (Options.LinkBase), else resolved now with ResolveLinks.
 func PieceHTML(p *Piece, base *url.URL) (string, error) {
-	if p.LinksBase != "" && base != nil && p.LinksBase == base.String() {
-		return p.HTML, nil
+	body, err := Body(p)
+	if err != nil {
+		return "", err
 	}
-	return ResolveLinks(p.HTML, base)
+	if p.LinksBase != "" && base != nil && p.LinksBase == base.String() {
+		return body, nil
+	}
+	return ResolveLinks(body, base)
 }
 
 func resolveParsed(body string, base *url.URL) (string, error) {

@@ -26,13 +26,13 @@ const DefaultMaxBytes = 2 << 20
 type Options struct {
 	// MaxBytes is the largest piece (or sidecar) file accepted; 0 means DefaultMaxBytes.
 	MaxBytes int64
-	// SkipText leaves Piece.Text empty, for a caller that never reads it (feeds
-	// and archive pages do not): the plain text of every piece is a third of
-	// what the pieces hold.
+	// SkipText leaves Piece.Text of plain-text pieces empty, for a caller that
+	// never reads it (feeds and archive pages do not): it is a third of what
+	// such a piece holds, and PlainText works it out again when asked.
 	SkipText bool
 	// LinkBase, when set, gives the URL a piece's page is read at (from its
 	// slug): each body's relative links and images are made absolute against it
-	// as the piece is loaded, in the parse that loading needs anyway, and its
+	// as the piece is loaded, in the parse that loading needs anyway, so its
 	// plain text carries them absolute too. Piece.LinksBase records it, and
 	// PieceHTML then has nothing left to do for that URL.
 	LinkBase func(slug string) *url.URL
@@ -40,6 +40,11 @@ type Options struct {
 	// relative to it, from a walk the caller made anyway (leaving out what is
 	// Hidden, as Load does). Load then does not walk the folder again.
 	Files []string
+	// MaxAssetBytes is the largest file beside a piece that is published with
+	// it (Piece.Assets); 0 means DefaultMaxAssetBytes.
+	MaxAssetBytes int64
+	// Cache, when set, spares reading the files unchanged since the last Load.
+	Cache *Cache
 }
 
 // Load reads every piece under dir (subfolders included): .md files (Markdown
@@ -61,29 +66,41 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 		err      error
 	)
 	if opts.Files != nil {
+		files = make([]string, 0, len(opts.Files))
 		for _, f := range opts.Files {
 			if !isHousekeeping(path.Base(f)) {
 				files = append(files, f)
 			}
 		}
-		sort.Strings(files)
+		if !sort.StringsAreSorted(files) {
+			sort.Strings(files)
+		}
 	} else if files, problems, err = listFiles(dir); err != nil {
 		return nil, nil, err
 	}
 
-	var pieceFiles []string
+	var pieceFiles, assetFiles []string
 	sidecars := map[string]bool{}
 	for _, f := range files {
-		switch strings.ToLower(path.Ext(f)) {
-		case ".md", ".txt":
+		switch ext := strings.ToLower(path.Ext(f)); {
+		case ext == ".md", ext == ".txt":
 			pieceFiles = append(pieceFiles, f)
-		case ".yaml":
+		case ext == ".yaml":
 			sidecars[f] = false
-		case ".yml":
+		case ext == ".yml":
 			problems = append(problems, Problem{File: f, Severity: Warning, Message: "ignored: a sidecar must end in .yaml"})
+		case IsAsset(f):
+			assetFiles = append(assetFiles, f)
 		default:
-			problems = append(problems, Problem{File: f, Severity: Warning, Message: "ignored: not a piece (.md or .txt) or sidecar (.yaml)"})
+			problems = append(problems, Problem{File: f, Severity: Warning, Message: "ignored: not a piece (.md or .txt), a sidecar (.yaml) or a file a piece can link to (an image, a PDF…)"})
 		}
+	}
+	if opts.MaxAssetBytes <= 0 {
+		opts.MaxAssetBytes = DefaultMaxAssetBytes
+	}
+	loader := &stubLoader{dir: dir, maxBytes: maxBytes, opts: opts}
+	if opts.Cache != nil {
+		opts.Cache.Next = make(map[string]*FileResult, len(pieceFiles))
 	}
 
 	// Parsing is most of the work and each file stands alone: spread it over the
@@ -94,11 +111,32 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(pieceFiles), 8) {
 		wg.Go(func() {
-			ps := newParser()
-			ps.skipText = opts.SkipText
-			ps.linkBase = opts.LinkBase
+			var ps *parser // made when a file must be read
+			var sigBuf []byte
 			for i := range next {
-				results[i] = ps.parseFileSafely(dir, pieceFiles[i], sidecars, maxBytes)
+				f := pieceFiles[i]
+				sidecar := ""
+				if sc := sidecarName(f); hasKey(sidecars, sc) {
+					sidecar = sc
+				}
+				if c := opts.Cache; c != nil {
+					if prev := c.Prev[f]; prev != nil && prev.Sidecar == sidecar && prev.Sig == c.sig(&sigBuf, f, sidecar, prev.Refs) {
+						prev.Reused = true
+						// The piece is the Cache entry's own, not a copy: 10,000 of them
+						// were a quarter of what a cached Load allocated.
+						results[i] = parsed{piece: &prev.Piece, ok: prev.OK, problems: prev.Problems, sidecar: prev.Sidecar, refs: prev.Refs, reused: prev}
+						prev.Piece.body = loader.body(&prev.Piece, sidecar != "")
+						continue
+					}
+				}
+				if ps == nil {
+					ps = newParser()
+					ps.linkBase = opts.LinkBase
+				}
+				results[i] = ps.parseFileSafely(dir, f, sidecar != "", maxBytes, opts.MaxAssetBytes)
+				if c := opts.Cache; c != nil {
+					results[i].sig = c.sig(&sigBuf, f, results[i].sidecar, results[i].refs)
+				}
 				if opts.SkipText {
 					results[i].piece.Text = "" // plain-text pieces have it anyway
 				}
@@ -118,10 +156,33 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 		return nil, nil, fmt.Errorf("load %s: %w", dir, cancelled)
 	}
 
-	var pieces []Piece
-	slugOwner := map[string]string{}
+	// The pieces are gathered as indexes in results and copied out once, in
+	// ID order: a Piece is some 400 bytes, and appending and sorting 10,000
+	// of them moved more memory than the rest of a cached Load.
+	var chosen []int
+	slugOwner := make(map[string]string, len(pieceFiles))
+	linked := map[string]bool{}
 	for i, f := range pieceFiles {
 		r := &results[i]
+		if c := opts.Cache; c != nil {
+			if r.reused != nil {
+				c.Next[f] = r.reused
+			} else {
+				kept := *r.piece
+				kept.HTML, kept.Text, kept.body = "", "", nil
+				// Of the lede only its teaser is ever shown (see Teaser), and
+				// none of it when there is a summary; a cached piece carries
+				// that much, as the Cache is read on every build.
+				kept.Lede = ""
+				if kept.Summary == "" {
+					kept.Lede = Teaser(&Piece{Lede: r.piece.Lede})
+				}
+				c.Next[f] = &FileResult{
+					Sig: r.sig, Piece: kept, OK: r.ok, Problems: r.problems,
+					Sidecar: r.sidecar, Refs: r.refs,
+				}
+			}
+		}
 		problems = append(problems, r.problems...)
 		if r.sidecar != "" {
 			sidecars[r.sidecar] = true
@@ -136,7 +197,15 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 			continue
 		}
 		slugOwner[p.Slug] = f
-		pieces = append(pieces, p)
+		chosen = append(chosen, i)
+		for _, a := range p.Assets {
+			linked[a.Src] = true
+		}
+	}
+	for _, a := range assetFiles {
+		if !linked[a] {
+			problems = append(problems, Problem{File: a, Severity: Warning, Message: "not published: no piece links to it"})
+		}
 	}
 	for _, sc := range sortedKeys(sidecars) {
 		if !sidecars[sc] {
@@ -144,22 +213,32 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 				Message: "sidecar with no piece: no .md or .txt file of the same name beside it"})
 		}
 	}
-	sort.Slice(pieces, func(i, j int) bool { return pieces[i].ID < pieces[j].ID })
+	if !sort.SliceIsSorted(chosen, func(i, j int) bool { return results[chosen[i]].piece.ID < results[chosen[j]].piece.ID }) {
+		sort.SliceStable(chosen, func(i, j int) bool { return results[chosen[i]].piece.ID < results[chosen[j]].piece.ID })
+	}
+	pieces := make([]Piece, len(chosen))
+	for k, i := range chosen {
+		pieces[k] = *results[i].piece
+	}
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].File < problems[j].File })
 	return pieces, problems, nil
 }
 
 // parsed is what became of one piece file.
 type parsed struct {
-	piece    Piece
+	piece    *Piece
 	ok       bool // a publishable piece: no error, not a draft
 	problems []Problem
-	sidecar  string // the sidecar this file took, if any
+	sidecar  string      // the sidecar this file took, if any
+	refs     []string    // the files in its folder it links to (FileResult.Refs)
+	reused   *FileResult // the Cache's entry it was taken from
+	sig      string      // FileResult.Sig (with a Cache)
 }
 
-// parseFile reads and parses one piece file and its sidecar. sidecars is only read.
-func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes int64) parsed {
-	var r parsed
+// parseFile reads and parses one piece file and, when hasSidecar, its sidecar;
+// and checks the files it links to.
+func (ps *parser) parseFile(dir, f string, hasSidecar bool, maxBytes, maxAssetBytes int64) parsed {
+	r := parsed{piece: &Piece{}}
 	// The bytes read are not kept past this call (every string of a piece is
 	// its own copy), so each worker reads every file into the same buffers.
 	data, prob := readLimited(&ps.fileBuf, dir, f, maxBytes)
@@ -168,7 +247,7 @@ func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes in
 		return r
 	}
 	var sidecar []byte
-	if sc := sidecarName(f); hasKey(sidecars, sc) {
+	if sc := sidecarName(f); hasSidecar {
 		r.sidecar = sc
 		if sidecar, prob = readLimited(&ps.sidecarBuf, dir, sc, maxBytes); prob != nil {
 			r.problems = []Problem{*prob, {File: f, Severity: Error, Message: fmt.Sprintf("not published: its sidecar %s cannot be used", sc)}}
@@ -178,13 +257,27 @@ func (ps *parser) parseFile(dir, f string, sidecars map[string]bool, maxBytes in
 			sidecar = []byte{} // an empty sidecar is still a sidecar
 		}
 	}
+	ps.refs = ps.refs[:0]
 	if strings.EqualFold(path.Ext(f), ".md") {
-		r.piece, r.problems = ps.parseMarkdown(f, data, sidecar)
+		*r.piece, r.problems = ps.parseMarkdown(f, data, sidecar)
 	} else {
-		r.piece, r.problems = ParsePlainText(f, data, sidecar)
+		*r.piece, r.problems = ParsePlainText(f, data, sidecar)
 		// A plain-text body is paragraphs of escaped text: no link to resolve.
 		if base := ps.base(r.piece.Slug); base != nil {
 			r.piece.LinksBase = base.String()
+		}
+	}
+	if r.piece.Image != "" {
+		ps.refs = appendRef(ps.refs, r.piece.Image)
+	}
+	if !hasError(r.problems) && len(ps.refs) > 0 {
+		var probs []Problem
+		r.piece.Assets, probs = checkAssets(dir, f, ps.refs, maxAssetBytes)
+		r.problems = append(r.problems, probs...)
+		for _, ref := range ps.refs {
+			if dst := path.Clean(ref); dst != ".." && !strings.HasPrefix(dst, "../") {
+				r.refs = append(r.refs, path.Join(path.Dir(f), dst))
+			}
 		}
 	}
 	r.ok = !hasError(r.problems) && !r.piece.Draft
@@ -336,11 +429,11 @@ func sortedKeys(m map[string]bool) []string {
 // parseFileSafely is parseFile, with a panic (a bug meeting an odd file) turned
 // into an error for that file alone: the other pieces load, and a daemon is not
 // brought down by one file.
-func (ps *parser) parseFileSafely(dir, file string, sidecars map[string]bool, maxBytes int64) (res parsed) {
+func (ps *parser) parseFileSafely(dir, file string, hasSidecar bool, maxBytes, maxAssetBytes int64) (res parsed) {
 	defer func() {
 		if r := recover(); r != nil {
-			res = parsed{problems: []Problem{{File: file, Severity: Error, Message: fmt.Sprintf("internal error while reading this piece (please report it): %v", r)}}}
+			res = parsed{piece: &Piece{}, problems: []Problem{{File: file, Severity: Error, Message: fmt.Sprintf("internal error while reading this piece (please report it): %v", r)}}}
 		}
 	}()
-	return ps.parseFile(dir, file, sidecars, maxBytes)
+	return ps.parseFile(dir, file, hasSidecar, maxBytes, maxAssetBytes)
 }

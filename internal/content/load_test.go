@@ -66,6 +66,7 @@ func TestLoadBadInputKeepsTheGoodPieces(t *testing.T) {
 		"draft.md":                "---\ntitle: D\ndraft: true\n---\nNot yet.\n",
 		"orphan.yaml":             "title: Nobody\n",
 		"notes.docx":              "PK",
+		"tool.exe":                "MZ",
 		"README.md":               "# Desk notes\n",
 		".hidden.md":              "ignored",
 		".git/config":             "ignored",
@@ -108,7 +109,8 @@ func TestLoadBadInputKeepsTheGoodPieces(t *testing.T) {
 		{"script.md", 8, Warning, "removed javascript: URL at line 8"},
 		{"big.md", 0, Error, "too large"},
 		{"orphan.yaml", 0, Warning, "sidecar with no piece"},
-		{"notes.docx", 0, Warning, "ignored"},
+		{"notes.docx", 0, Warning, "not published: no piece links to it"},
+		{"tool.exe", 0, Warning, "ignored"},
 		{"empty-body.txt", 0, Error, "empty body"},
 		{"sidecar-bad.yaml", 3, Error, `unknown key "language"`},
 		{"!!!.md", 0, Error, "empty slug"},
@@ -155,7 +157,7 @@ func TestLoadSampleContent(t *testing.T) {
 		if strings.HasSuffix(p.File, ".txt") {
 			txt++
 		}
-		if len(p.Authors) == 0 || p.Title == "" || p.HTML == "" || p.Text == "" || p.Lede == "" {
+		if len(p.Authors) == 0 || p.Title == "" || p.HTML == "" || PlainText(&p) == "" || p.Lede == "" {
 			t.Errorf("%s: incomplete piece %+v", p.File, p)
 		}
 	}

@@ -18,13 +18,13 @@ import (
 type parser struct {
 	markdown goldmark.Markdown
 	policy   *bluemonday.Policy
-	// skipText leaves Piece.Text empty (Options.SkipText) and works out only
-	// the lede.
-	skipText bool
 	// fileBuf and sidecarBuf hold the file being parsed (see parseFile).
 	fileBuf, sidecarBuf bytes.Buffer
 	// linkBase is Options.LinkBase.
 	linkBase func(slug string) *url.URL
+	// refs collects the relative links of the file being parsed that name a
+	// file a piece may carry (see localRefs); parseFile reads them.
+	refs []string
 }
 
 // base is the absolute URL a piece with this slug is read at, or nil when
@@ -88,18 +88,15 @@ func (ps *parser) parseMarkdown(file string, data, sidecar []byte) (Piece, []Pro
 	// the one parse that finds the text also writes the body back balanced.
 	nodes, err := parseFragment(sanitized)
 	if err == nil {
+		ps.refs = append(ps.refs, localRefs(nodes)...)
 		if base := ps.base(slugOf(&p, file)); base != nil {
 			for _, n := range nodes {
 				resolveNode(n, base)
 			}
 			p.LinksBase = base.String()
 		}
-		if ps.skipText {
-			p.Lede = nodesLede(nodes)
-		} else {
-			text, blocks := nodesToText(nodes)
-			p.Text, p.Lede = text, ledeOf(blocks)
-		}
+		// The plain text is left to PlainText, for the few pieces a digest carries.
+		p.Lede = nodesLede(nodes)
 		p.HTML, err = renderNodes(nodes, len(sanitized))
 	}
 	if err != nil {

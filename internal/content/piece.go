@@ -4,6 +4,11 @@
 package content
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"publisher/internal/problem"
@@ -51,10 +56,15 @@ type Piece struct {
 	// absolute against as the piece was loaded (Options.LinkBase); empty when
 	// they were left as written.
 	LinksBase string
-	// Text is the body as plain text, one paragraph per blank-line-separated block.
+	// Text is the body as plain text, one paragraph per blank-line-separated
+	// block, as a plain-text piece's file gives it; empty for a Markdown piece
+	// (and with Options.SkipText). PlainText gives it for any piece.
 	Text string
 	// Lede is the first paragraph of the body as plain text.
 	Lede string
+	// Assets are the files beside the piece it links to, to be published
+	// beside its page.
+	Assets []Asset
 
 	// File is the path of the source file, relative to the content folder.
 	File string
@@ -64,6 +74,10 @@ type Piece struct {
 	// FirstSeen is when the publisher first saw this piece. The content package
 	// leaves it zero; the run fills it from the store.
 	FirstSeen time.Time
+
+	// body reads HTML and Text from the file when Load took the piece from
+	// its Cache without them (see Body).
+	body *lazyBody
 }
 
 // Published is the date readers see: the editor's date, else when the piece was first seen.
@@ -95,3 +109,48 @@ const (
 	// Error: the piece (or file) is not published.
 	Error = problem.Error
 )
+
+// Byline names the authors as a sentence would: "A", "A and B", "A, B and C";
+// with roles, each name is followed by its role in parentheses: "A (Analyst)
+// and B". Authors without a name are left out.
+func Byline(authors []Author, roles bool) string {
+	var names []string
+	for _, a := range authors {
+		name, role := strings.TrimSpace(a.Name), strings.TrimSpace(a.Role)
+		if name == "" {
+			continue
+		}
+		if roles && role != "" {
+			name += " (" + role + ")"
+		}
+		names = append(names, name)
+	}
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// Key identifies everything a rendering of p is made from: its file, the
+// bytes of the file and its sidecar (Hash) and its first-seen time. Two
+// pieces with the same key render the same, with the same settings and
+// templates, so a build may keep what it rendered from one for the other.
+// Pieces built by hand (no Hash) are keyed by every field.
+//
+// It is a 128-bit hash: keys are hashed again for every page a piece is
+// listed on, and kept between builds.
+func (p *Piece) Key() string {
+	var sum [sha256.Size]byte
+	if p.Hash == "" {
+		sum = sha256.Sum256(fmt.Appendf(nil, "fields %#v", *p))
+	} else {
+		b := make([]byte, 0, len(p.File)+len(p.Hash)+32)
+		b = append(append(append(b, p.File...), 0), p.Hash...)
+		b = strconv.AppendInt(append(b, 0), p.FirstSeen.UnixNano(), 10)
+		sum = sha256.Sum256(b)
+	}
+	return hex.EncodeToString(sum[:16])
+}

@@ -52,13 +52,22 @@ var abbreviations = map[string]bool{
 	"aug": true, "sep": true, "sept": true, "oct": true, "nov": true, "dec": true,
 }
 
-// firstSentence returns the lede up to the first sentence end: ". ", "? " or
-// "! " (also with a closing quote between), not after an abbreviation such as
-// "Dr." or "U.S." or a single initial, and only when the next word starts with a
-// capital letter, a digit or a quote.
+// firstSentence returns the lede up to its first sentence end (see
+// sentenceEnd), or the whole lede when it has none.
 func firstSentence(lede string) string {
 	rs := []rune(lede)
-	for i := 0; i < len(rs); i++ {
+	if end := sentenceEnd(rs, 0); end > 0 {
+		return strings.TrimSpace(string(rs[:end]))
+	}
+	return strings.TrimSpace(lede)
+}
+
+// sentenceEnd returns the offset just past the first sentence end in rs at or
+// after from, or -1: ". ", "? " or "! " (also with a closing quote between),
+// not after an abbreviation such as "Dr." or "U.S." or a single initial, and
+// only when the next word starts with a capital letter, a digit or a quote.
+func sentenceEnd(rs []rune, from int) int {
+	for i := from; i < len(rs); i++ {
 		if rs[i] != '.' && rs[i] != '?' && rs[i] != '!' {
 			continue
 		}
@@ -79,9 +88,9 @@ func firstSentence(lede string) string {
 		if rs[i] == '.' && isAbbreviation(rs[:i]) {
 			continue
 		}
-		return strings.TrimSpace(string(rs[:end]))
+		return end
 	}
-	return strings.TrimSpace(lede)
+	return -1
 }
 
 // isAbbreviation looks at the word just before a period.

@@ -1,30 +1,96 @@
 package cycle
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"publisher/internal/content"
 	"publisher/internal/digest"
 	"publisher/internal/feed"
+	"publisher/internal/osfile"
 	"publisher/internal/output"
+	"publisher/internal/site"
 	"publisher/internal/store"
 	"publisher/internal/websub"
 )
 
+// incState is what one run's fingerprint found, for the build of the same
+// run: the hash of everything the output is made from but the content, each
+// content file's stats, and the output's snapshot before the build.
+type incState struct {
+	global   string
+	stats    map[string]string
+	snapshot *pendingSnapshot
+	// firstSeen is every first-seen time in the store, when the build read
+	// them all and recorded the new ones.
+	firstSeen map[string]time.Time
+}
+
+// buildIndexName is the file, in data.dir, that lets the next build render only
+// what changed: what the last build parsed and what each file it wrote was
+// rendered from.
+const buildIndexName = "build-index"
+
+// indexVersion changes whenever buildIndex or what it holds does.
+const indexVersion = 1
+
+// buildIndex is what a build leaves for the next one.
+type buildIndex struct {
+	Version int
+	// Global hashes what every file depends on: the binary, the settings, the
+	// templates, the id base. Another value means a full build.
+	Global string
+	// Output is output.Snapshot right after the build: the output must be
+	// exactly as the build left it for a file to be kept.
+	Output string
+	// Content is content.Cache's record of every piece file.
+	Content map[string]*content.FileResult
+	// Files are the key of every file written, by path: a file whose key is
+	// unchanged is kept.
+	Files map[string]string
+}
+
+// firstBaseSetting is the store's record of the first site.base_url: feed
+// entry ids are made on it, so that they survive a move to another host.
+const firstBaseSetting = "site.first_base_url"
+
 // build loads the pieces, renders the feeds and archive and writes them, each file
 // handed to the writer as it is rendered, so the output is never held whole.
-// With buildOnly the pieces come without their plain text.
+// When the last build left its index and nothing but the content changed
+// since, the build is incremental: only the files whose inputs changed are
+// rendered, the others are kept as they are, and the output is the same, byte
+// for byte, as a full build's. With buildOnly the pieces come without their
+// plain text.
 // inputs is the fingerprint taken before loading; a complete build records it.
 // files are the content files the fingerprint's walk found (nil: walk again).
 func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files []string, buildOnly bool) ([]content.Piece, error) {
+	idBase, err := r.idBase(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	global := hashStrings(r.inc.global, idBase)
+	prev := r.readIndex(global)
 	// Only the digests read the pieces' plain text.
-	pieces, err := r.loadPieces(ctx, sum, true, !buildOnly, files)
+	cache := &content.Cache{Stats: r.inc.stats}
+	if prev != nil {
+		cache.Prev = prev.Content
+	}
+	pieces, err := r.loadPieces(ctx, sum, true, !buildOnly, files, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -33,18 +99,24 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 	if err != nil {
 		return nil, fmt.Errorf("output.dir %s: %w", r.cfg.Output.Dir, err)
 	}
+	keys := &fileKeys{w: w}
+	if prev != nil {
+		keys.prev = prev.Files
+	}
+	keys.next = make(map[string]string, len(keys.prev))
 	produced := 0
-	err = r.Render(pieces, func(f output.File) {
+	err = r.render(pieces, idBase, keys.fresh, func(f output.File) {
 		produced++
 		w.Add(f)
 	})
 	var missing *partMissingError
-	if err != nil && (produced == 0 || errors.As(err, &missing)) {
+	if err != nil && (produced == 0 && keys.kept == 0 || errors.As(err, &missing)) {
 		// Nothing rendered, or no feed: leave the output as it was rather than
 		// remove what was not written.
 		if aerr := w.Abort(); aerr != nil {
 			r.log.Error("output", "err", aerr)
 		}
+		r.forgetIndex()
 		return nil, err
 	}
 	complete := err == nil
@@ -53,30 +125,117 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 	}
 	sum.Output, err = w.Close()
 	if err != nil {
+		r.forgetIndex()
 		return nil, fmt.Errorf("output.dir %s: %w", r.cfg.Output.Dir, err)
 	}
-	r.log.Info("built feeds and archive", "pieces", len(pieces), "new", sum.NewPieces, "written", sum.Output.Written, "unchanged", sum.Output.Unchanged, "removed", sum.Output.Removed)
-	if complete && inputs != "" {
-		r.saveBuildState(ctx, buildState{Inputs: inputs, Pieces: len(pieces), Topics: topicList(pieces), Problems: sum.ContentProblems})
+	mode := "full"
+	if prev != nil && prev.Files != nil {
+		mode = "incremental"
 	}
-	if sum.Output.Written > 0 {
-		r.pingHubs(ctx)
+	parsed := 0
+	for _, r := range cache.Next {
+		if !r.Reused {
+			parsed++
+		}
 	}
+	r.log.Info("built feeds and archive", "build", mode, "pieces", len(pieces), "new", sum.NewPieces, "files_parsed", parsed,
+		"written", sum.Output.Written, "kept", sum.Output.Kept, "unchanged", sum.Output.Unchanged, "removed", sum.Output.Removed)
+	if snap, serr := r.snapshotAfter(w.Changed()); serr != nil {
+		r.forgetIndex()
+		r.log.Warn("recording the build for the next run (it will build again)", "err", serr)
+	} else {
+		saved := make(chan struct{})
+		go func() {
+			defer close(saved)
+			r.saveIndex(buildIndex{Version: indexVersion, Global: global, Output: snap, Content: cache.Next, Files: keys.next})
+		}()
+		if complete && inputs != "" {
+			r.saveBuildState(ctx, buildState{Inputs: inputs, Output: snap, Pieces: len(pieces), Topics: topicList(pieces), Problems: sum.ContentProblems})
+		}
+		<-saved
+	}
+	r.pingHubs(ctx, w.Changed())
 	return pieces, nil
+}
+
+// snapshotAfter is output.Snapshot of the output folder after a build that
+// wrote the files written: worked out from the snapshot taken before it when
+// there is one, so that only those files are looked at again.
+func (r *Runner) snapshotAfter(written []string) (string, error) {
+	if p := r.inc.snapshot; p != nil {
+		if before := p.get(); before.err == nil {
+			after, err := before.taken.After(r.cfg.Output.Dir, written)
+			if err != nil {
+				return "", err
+			}
+			return after.Sum(), nil
+		}
+	}
+	return output.Snapshot(r.cfg.Output.Dir)
+}
+
+// fileKeys decides, file by file, whether a build renders it: when its key (a
+// hash of what it is made from) differs from the last build's, or the last
+// build left none. A file it does not render is kept as it is.
+type fileKeys struct {
+	mu   sync.Mutex
+	prev map[string]string
+	next map[string]string
+	w    *output.Writer
+	kept int
+}
+
+func (k *fileKeys) fresh(path, key string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.next[path] = key
+	if old, ok := k.prev[path]; ok && old == key {
+		k.w.Keep(path)
+		k.kept++
+		return false
+	}
+	return true
+}
+
+// idBase is the base URL feed entry ids are made on: the first site.base_url
+// the store recorded (recording the current one when none is, if record).
+func (r *Runner) idBase(ctx context.Context, record bool) (string, error) {
+	if !record {
+		v, err := r.store.Setting(ctx, firstBaseSetting)
+		if errors.Is(err, store.ErrNotFound) {
+			return r.cfg.Site.BaseURL, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", firstBaseSetting, err)
+		}
+		return v, nil
+	}
+	v, err := r.store.SetSetting(ctx, firstBaseSetting, r.cfg.Site.BaseURL, true, r.now())
+	if err != nil {
+		return "", fmt.Errorf("record %s: %w", firstBaseSetting, err)
+	}
+	return v, nil
 }
 
 // Pieces loads the content folder, records the pieces' first-seen times (when
 // record is set; otherwise unseen pieces count as seen now), and returns the pieces
-// newest first.
+// newest first. The files unchanged since the last build are not read again;
+// their bodies are read when a digest asks for them.
 func (r *Runner) Pieces(ctx context.Context, sum *Summary, record bool) ([]content.Piece, error) {
-	return r.loadPieces(ctx, sum, record, true, nil)
+	cache := &content.Cache{Stats: r.inc.stats}
+	if idBase, err := r.idBase(ctx, false); err == nil {
+		if prev := r.readIndex(hashStrings(r.inc.global, idBase)); prev != nil {
+			cache.Prev = prev.Content
+		}
+	}
+	return r.loadPieces(ctx, sum, record, true, nil, cache)
 }
 
 // loadPieces is Pieces; without withText the pieces' plain text is left out
 // (a build alone never reads it). files, when not nil, are the content files
 // already listed (content.Options.Files).
-func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText bool, files []string) ([]content.Piece, error) {
-	opts := content.Options{MaxBytes: r.cfg.Content.MaxBytes, SkipText: !withText, Files: files}
+func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText bool, files []string, cache *content.Cache) ([]content.Piece, error) {
+	opts := content.Options{MaxBytes: r.cfg.Content.MaxBytes, MaxAssetBytes: r.cfg.Content.MaxAssetBytes, SkipText: !withText, Files: files, Cache: cache}
 	// Links are made absolute as the pieces load, against each piece's page:
 	// the archive, the feeds and the emails all resolve them there, and the
 	// plain text of the emails then carries absolute URLs too.
@@ -90,18 +249,9 @@ func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText 
 	if err != nil {
 		return nil, fmt.Errorf("content.dir: %w", err)
 	}
-	seen := make([]store.PieceSeen, len(pieces))
-	for i, p := range pieces {
-		seen[i] = store.PieceSeen{ID: p.ID, Hash: p.Hash}
-	}
 	// The store keeps microseconds; so must "now", to tell new pieces from old.
 	now := r.now().UTC().Truncate(time.Microsecond)
-	var firstSeen map[string]time.Time
-	if record {
-		firstSeen, err = r.store.RecordPieces(ctx, seen, now)
-	} else {
-		firstSeen, err = r.store.FirstSeen(ctx)
-	}
+	firstSeen, err := r.recordPieces(ctx, pieces, cache, record, now)
 	if err != nil {
 		return nil, fmt.Errorf("record pieces: %w", err)
 	}
@@ -122,6 +272,53 @@ func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText 
 	return pieces, nil
 }
 
+// recordPieces records the pieces' first-seen times and hashes (when record
+// is set) and returns every piece's first-seen time. Pieces taken unchanged
+// from the cache were recorded by an earlier run, with the same hash: only
+// the others are written, unless the store has lost them.
+func (r *Runner) recordPieces(ctx context.Context, pieces []content.Piece, cache *content.Cache, record bool, now time.Time) (map[string]time.Time, error) {
+	if !record {
+		return r.store.FirstSeen(ctx)
+	}
+	reused := func(p *content.Piece) bool { r := cache.Next[p.File]; return r != nil && r.Reused }
+	anyReused := false
+	for i := range pieces {
+		if anyReused = reused(&pieces[i]); anyReused {
+			break
+		}
+	}
+	var firstSeen map[string]time.Time
+	if anyReused {
+		var err error
+		if firstSeen, err = r.store.FirstSeen(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var seen []store.PieceSeen
+	for i := range pieces {
+		p := &pieces[i]
+		if _, known := firstSeen[p.ID]; !known || !reused(p) {
+			seen = append(seen, store.PieceSeen{ID: p.ID, Hash: p.Hash})
+		}
+	}
+	if len(seen) == 0 {
+		r.inc.firstSeen = firstSeen
+		return firstSeen, nil
+	}
+	recorded, err := r.store.RecordPieces(ctx, seen, now)
+	if err != nil {
+		return nil, err
+	}
+	if firstSeen == nil {
+		return recorded, nil
+	}
+	for id, t := range recorded {
+		firstSeen[id] = t
+	}
+	r.inc.firstSeen = firstSeen // the whole store, as it is now
+	return firstSeen, nil
+}
+
 // Render produces every feed and archive file for pieces, handing each to emit as
 // it is produced. Pieces that cannot be rendered are left out and named in the
 // error; the files emitted are complete for the rest. When the archive cannot be
@@ -129,12 +326,58 @@ func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText 
 // (their settings are checked first, so only a failure to encode them is left),
 // the error is a *partMissingError, after the archive went out.
 func (r *Runner) Render(pieces []content.Piece, emit func(output.File)) error {
-	opts := feed.Options{
+	idBase, err := r.idBase(context.Background(), false)
+	if err != nil {
+		return err
+	}
+	return r.render(pieces, idBase, func(string, string) bool { return true }, emit)
+}
+
+func (r *Runner) feedOptions(idBase string) feed.Options {
+	return feed.Options{
 		Title: r.cfg.Site.Title, Description: r.cfg.Site.Description, BaseURL: r.cfg.Site.BaseURL,
 		Language: r.cfg.Site.Language, Items: r.cfg.Feed.Items, Hubs: r.cfg.Feed.WebSubHubs,
+		IDBase: idBase, IDAuthority: r.cfg.Feed.IDAuthority, OPMLFormat: r.cfg.Feed.OPMLFormat,
 	}
+}
+
+// render is Render with a choice: fresh(path, key) says whether the file at
+// path, made from what key hashes, must be rendered; a file it declines is
+// left to the caller (kept as the last build wrote it).
+func (r *Runner) render(pieces []content.Piece, idBase string, fresh func(path, key string) bool, emit func(output.File)) error {
+	opts := r.feedOptions(idBase)
 	if err := feed.Check(opts); err != nil {
 		return fmt.Errorf("feeds: %w", err)
+	}
+	// The two plans are independent; each takes its own sorted copy.
+	type feedPlan struct {
+		feeds *feed.Feeds
+		err   error
+	}
+	fp := make(chan feedPlan, 1)
+	go func() {
+		feeds, err := feed.Plan(opts, pieces)
+		fp <- feedPlan{feeds, err}
+	}()
+	plan, err := r.site.Plan(pieces)
+	planned := <-fp
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	if planned.err != nil {
+		return fmt.Errorf("feeds: %w", planned.err)
+	}
+	feeds := planned.feeds
+	// Which feeds to render is decided before the archive's pages are, so
+	// that the keys are taken in one order whatever the goroutines do.
+	channels := feeds.Channels()
+	renderCh := make([]bool, len(channels))
+	for i, c := range channels {
+		for _, f := range c.Files() {
+			if fresh(f, c.Key) {
+				renderCh[i] = true
+			}
+		}
 	}
 	// The feeds are a handful of files, rendered beside the archive's pages on
 	// another core and emitted after them.
@@ -142,25 +385,56 @@ func (r *Runner) Render(pieces []content.Piece, emit func(output.File)) error {
 		files []output.File
 		err   error
 	}
-	feeds := make(chan rendered, 1)
+	done := make(chan rendered, 1)
 	go func() {
-		var (
-			files []output.File
-			err   error
-		)
-		defer func() { feeds <- rendered{files, err} }()
-		defer r.recovered("the feed renderer", &err)
-		files, err = feed.Render(opts, pieces)
+		var out rendered
+		defer func() {
+			if errors.Is(out.err, ErrPanicked) {
+				out.files = nil // none of them can be trusted
+			}
+			done <- out
+		}()
+		defer r.recovered("the feed renderer", &out.err)
+		var errs []error
+		for i := range channels {
+			if !renderCh[i] {
+				continue
+			}
+			files, err := feeds.RenderChannel(i)
+			if files == nil {
+				out = rendered{nil, err}
+				return
+			}
+			out.files = append(out.files, files...)
+			errs = append(errs, err)
+		}
+		opml, err := feeds.OPML()
+		if err != nil {
+			out = rendered{nil, err}
+			return
+		}
+		out.files = append(out.files, opml)
+		out.err = errors.Join(errs...)
 	}()
-	pages := 0
-	siteErr := r.site.RenderTo(pieces, func(f output.File) {
+	pages, wanted := 0, 0
+	siteErr := plan.Render(func(p site.Page) bool {
+		if !fresh(p.Path, p.Key) {
+			return false
+		}
+		wanted++
+		return true
+	}, func(f output.File) {
 		pages++
 		emit(f)
 	})
-	fr := <-feeds
-	if siteErr != nil && pages == 0 {
+	if siteErr != nil && pages == 0 && wanted > 0 {
+		// Nothing of the archive: a template that fails on every page.
+		<-done
 		return fmt.Errorf("archive: %w", siteErr)
 	}
+	siteErr = errors.Join(plan.Problems(), siteErr)
+	assetErr := r.emitAssets(pieces, fresh, emit)
+	fr := <-done
 	if fr.err != nil && fr.files == nil {
 		return &partMissingError{fmt.Errorf("feeds: %w", fr.err)}
 	}
@@ -174,7 +448,89 @@ func (r *Runner) Render(pieces []content.Piece, emit func(output.File)) error {
 	if siteErr != nil {
 		errs = append(errs, fmt.Errorf("archive: %w", siteErr))
 	}
+	if assetErr != nil {
+		errs = append(errs, assetErr)
+	}
 	return errors.Join(errs...)
+}
+
+// emitAssets hands over the files beside each piece (content.Piece.Assets),
+// each to go beside the piece's page; an asset whose file is as the last
+// build found it is kept.
+func (r *Runner) emitAssets(pieces []content.Piece, fresh func(path, key string) bool, emit func(output.File)) error {
+	var errs []error
+	for i := range pieces {
+		p := &pieces[i]
+		if p.Draft || feed.CheckSlug(p.Slug) != nil {
+			continue
+		}
+		for _, a := range p.Assets {
+			dst := feed.PieceDir(p.Slug) + a.Dst
+			if !fresh(dst, "asset "+a.Src+" "+r.inc.stats[a.Src]) {
+				continue
+			}
+			data, err := readAsset(r.cfg.Content.Dir, a.Src, r.cfg.Content.MaxAssetBytes)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s: %w", p.File, a.Src, err))
+				continue
+			}
+			emit(output.File{Path: dst, Data: data})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func readAsset(dir, src string, maxBytes int64) ([]byte, error) {
+	f, err := osfile.Open(filepath.Join(dir, filepath.FromSlash(src)), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(io.LimitReader(f, maxBytes+1)); err != nil {
+		return nil, err
+	}
+	if int64(b.Len()) > maxBytes {
+		return nil, fmt.Errorf("grew past content.max_asset_bytes (%d)", maxBytes)
+	}
+	return b.Bytes(), nil
+}
+
+// viewPages are the digests' pages on the site ("View in browser"), written
+// into the output folder outside the build's manifest (emails stay in inboxes
+// for years: no build removes them), once each per process.
+type viewPages struct {
+	mu      sync.Mutex
+	on      bool
+	written map[string]bool
+}
+
+func (v *viewPages) publishing(on bool) {
+	v.mu.Lock()
+	v.on = on
+	v.mu.Unlock()
+}
+
+// publishView writes a digest's page while digests are being sent. A page
+// that cannot be written is logged: the email still goes out.
+func (r *Runner) publishView(page *digest.ViewPage) {
+	if page == nil {
+		return
+	}
+	v := &r.views
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.on || v.written[page.Path] {
+		return
+	}
+	if _, err := output.WriteFile(r.cfg.Output.Dir, page.Path, page.HTML); err != nil {
+		r.log.Error("the digest's page in the browser", "page", page.Path, "err", err)
+		return
+	}
+	if v.written == nil {
+		v.written = map[string]bool{}
+	}
+	v.written[page.Path] = true
 }
 
 // partMissingError is a Render error after which the output lacks a whole part
@@ -183,6 +539,76 @@ type partMissingError struct{ err error }
 
 func (e *partMissingError) Error() string { return e.err.Error() }
 func (e *partMissingError) Unwrap() error { return e.err }
+
+func (r *Runner) indexPath() string { return filepath.Join(r.cfg.Data.Dir, buildIndexName) }
+
+// readIndex returns the last build's index when an incremental build may use
+// it: made with the same binary, settings, templates and id base (global),
+// and the output folder exactly as that build left it. Anything else is nil:
+// a full build.
+func (r *Runner) readIndex(global string) *buildIndex {
+	if r.inc.global == "" {
+		return nil
+	}
+	data, err := readString(r.indexPath())
+	if err != nil {
+		return nil
+	}
+	idx, err := decodeIndex(data)
+	if err != nil || idx.Global != global {
+		return nil
+	}
+	if r.inc.snapshot != nil {
+		if s := r.inc.snapshot.get(); s.err != nil || s.snap != idx.Output {
+			idx.Files = nil // the output was touched: every file is rendered again
+		}
+	} else {
+		idx.Files = nil
+	}
+	return idx
+}
+
+// readString reads a file into a string without copying it again.
+func readString(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var b strings.Builder
+	if info, err := f.Stat(); err == nil {
+		b.Grow(int(info.Size()) + 1)
+	}
+	_, err = io.Copy(&b, f)
+	return b.String(), err
+}
+
+// saveIndex records idx for the next build. Failing only costs it a full build.
+func (r *Runner) saveIndex(idx buildIndex) {
+	p := r.indexPath()
+	err := os.MkdirAll(filepath.Dir(p), 0o755)
+	if err == nil {
+		err = writeRecordFrom(p, func(w io.Writer) error { return encodeIndex(w, &idx) })
+	}
+	if err != nil {
+		r.forgetIndex()
+		r.log.Warn("recording the build's index (the next build will be a full one)", "file", p, "err", err)
+	}
+}
+
+func (r *Runner) forgetIndex() {
+	if err := os.Remove(r.indexPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.log.Warn("removing the build's index", "err", err)
+	}
+}
+
+func hashStrings(parts ...string) string {
+	h := sha256.New()
+	for _, s := range parts {
+		fmt.Fprintf(h, "%d:%s\n", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
 
 func (r *Runner) logProblems(problems []content.Problem) {
 	for _, p := range problems {
@@ -214,28 +640,45 @@ func (r *Runner) logUnchangedProblems(problems []content.Problem) {
 
 // topicList is the sorted set of topics the pieces carry.
 func topicList(pieces []content.Piece) []string {
+	seen := map[string]bool{}
 	var out []string
-	for _, p := range pieces {
-		out = append(out, p.Topics...)
+	for i := range pieces {
+		for _, t := range pieces[i].Topics {
+			if !seen[t] {
+				seen[t] = true
+				out = append(out, t)
+			}
+		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out)
+	return out
 }
 
-// pingHubs tells the WebSub hubs that the feeds changed. A hub that fails is
+// pingHubs tells the WebSub hubs which feeds changed: every feed file the build
+// wrote (the site's and each topic's, in each format). A hub that fails is
 // logged; it never stops the run.
-func (r *Runner) pingHubs(ctx context.Context) {
+func (r *Runner) pingHubs(ctx context.Context, written []string) {
 	hubs := r.cfg.Feed.WebSubHubs
 	if len(hubs) == 0 {
 		return
 	}
-	base := r.cfg.Site.BaseURL
-	topics := []string{base + "feed.xml", base + "atom.xml", base + "feed.json"}
+	var topics []string
+	for _, p := range written {
+		switch path.Base(p) {
+		case feed.RSSName, feed.AtomName, feed.JSONName:
+			if dir := path.Dir(p); dir == "." || strings.HasPrefix(dir, "topics/") && path.Dir(dir) == "topics" {
+				topics = append(topics, r.cfg.Site.BaseURL+p)
+			}
+		}
+	}
+	if len(topics) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := websub.PingHubs(ctx, &http.Client{Timeout: 10 * time.Second}, hubs, topics); err != nil {
 		r.log.Warn("websub", "err", err)
 		return
 	}
-	r.log.Info("pinged WebSub hubs", "hubs", len(hubs))
+	r.log.Info("pinged WebSub hubs", "hubs", len(hubs), "feeds", len(topics))
 }

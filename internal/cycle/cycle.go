@@ -54,6 +54,10 @@ type Runner struct {
 	topics atomic.Pointer[[]string]
 	// install is the installation's id, once read from the store.
 	install atomic.Pointer[string]
+	// inc is what this run's fingerprint found, for an incremental build (build.go).
+	inc incState
+	// views are the digests' pages in the browser (build.go).
+	views viewPages
 }
 
 // Signer signs the links in emails; the HTTP side verifies them with the same one.
@@ -142,11 +146,13 @@ func New(d Deps) (*Runner, error) {
 	r.site, err = site.New(site.Options{
 		Title: cfg.Site.Title, Description: cfg.Site.Description, BaseURL: cfg.Site.BaseURL,
 		Language: cfg.Site.Language, Templates: d.Templates, SubscribeAction: cfg.Site.BaseURL + "subscribe",
+		DefaultCadence: cfg.Digest.DefaultCadence, PageSize: cfg.Site.PageSize,
 	})
 	if err != nil {
 		return nil, err
 	}
-	r.renderer, err = digest.NewRenderer(d.Templates, digest.SiteInfo{Title: cfg.Site.Title, BaseURL: cfg.Site.BaseURL, Description: cfg.Site.Description}, cfg.Digest.Subject)
+	r.renderer, err = digest.NewRenderer(d.Templates, digest.SiteInfo{Title: cfg.Site.Title, BaseURL: cfg.Site.BaseURL, Description: cfg.Site.Description}, cfg.Digest.Subject,
+		digest.WithFullText(cfg.Digest.Body == "full"), digest.WithViewPages(true))
 	if err != nil {
 		return nil, err
 	}

@@ -247,6 +247,7 @@ func TestSuppressedBeforeSendIsSkipped(t *testing.T) {
 // archive page, the feed and both parts of the email, the plain text included.
 func TestRelativeLinksAreAbsoluteEverywhere(t *testing.T) {
 	b := newBench(t, vilnius(t, "2026-11-26 12:00"))
+	b.cfg.Digest.Body = "full" // the body, with its links, in the email
 	b.write("content/gauge.md", "---\ntitle: Gauge\ndate: 2026-11-25\n---\n\nRead [the note](notes/gauge.html) first.\n")
 	b.write("subscribers/list.csv", "email,name,cadence\nreader@example.org,Reader,immediate\n")
 	if sum, _ := b.run(); sum.Sent != 1 {
@@ -278,7 +279,7 @@ func TestRelativeLinksAreAbsoluteEverywhere(t *testing.T) {
 		switch ct {
 		case "text/plain":
 			seen++
-			if !strings.Contains(string(data), "the note ("+abs+")") {
+			if !strings.Contains(string(data), "the note ( "+abs+" )") {
 				t.Errorf("text part lacks the absolute link:\n%s", data)
 			}
 		case "text/html":

@@ -49,6 +49,10 @@ type recorded struct {
 // senders hold are waited for up to maxInRunWait too: should their sender die,
 // its claims come free when its lease expires, and this run takes them over.
 func (r *Runner) send(ctx context.Context, lease *heldLease, sum *Summary, pieces []content.Piece, retryNow bool) error {
+	// The digests' pages are published while sending for real (not by a dry
+	// run or a preview), each before the first email that links to it.
+	r.views.publishing(true)
+	defer r.views.publishing(false)
 	byID := make(map[string]*content.Piece, len(pieces))
 	for i := range pieces {
 		byID[pieces[i].ID] = &pieces[i]
@@ -568,6 +572,7 @@ func (r *Runner) message(id string, subscriberID int64, email, name string, item
 	if err != nil {
 		return nil, fmt.Errorf("render digest for %s: %w", email, err)
 	}
+	r.publishView(out.View)
 	m := &mail.Message{
 		From:              r.from,
 		To:                mail.Address{Name: name, Email: email},

@@ -155,13 +155,48 @@ func Select(s Subscriber, pieces []content.Piece, lookback time.Duration, now ti
 
 // SortNewestFirst orders pieces by published date, newest first, then by ID so the
 // order (and so the digest) is the same on every run.
+//
+// The pieces are moved once each: a stable sort of the structs themselves
+// (some 400 bytes each) moved them many times over, a tenth of an incremental
+// build of 10,000 pieces.
 func SortNewestFirst(pieces []content.Piece) {
-	slices.SortStableFunc(pieces, func(a, b content.Piece) int {
+	newer := func(a, b *content.Piece) int {
 		if c := b.Published().Compare(a.Published()); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.ID, b.ID)
-	})
+	}
+	sorted := true
+	for i := 1; i < len(pieces) && sorted; i++ {
+		sorted = newer(&pieces[i-1], &pieces[i]) <= 0
+	}
+	if sorted {
+		return
+	}
+	order := make([]int, len(pieces))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return newer(&pieces[a], &pieces[b]) })
+	// Place each piece by following the permutation's cycles, with one piece
+	// held aside: no second slice of them.
+	for start := range order {
+		if order[start] < 0 {
+			continue
+		}
+		held := pieces[start]
+		at := start
+		for {
+			from := order[at]
+			order[at] = -1
+			if from == start {
+				pieces[at] = held
+				break
+			}
+			pieces[at] = pieces[from]
+			at = from
+		}
+	}
 }
 
 // wantsTopics reports whether a subscriber with topics wanted shares one with a

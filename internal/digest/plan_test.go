@@ -1,7 +1,9 @@
 package digest
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -257,6 +259,34 @@ func TestParseClock(t *testing.T) {
 	for _, bad := range []string{"7.45", "25:00", "", "07:45:00"} {
 		if _, _, err := ParseClock(bad); err == nil {
 			t.Errorf("ParseClock(%q) accepted", bad)
+		}
+	}
+}
+
+func TestSortNewestFirst(t *testing.T) {
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var pieces []content.Piece
+	for i := range 50 {
+		// Dates repeat, so the order also rests on the ids.
+		pieces = append(pieces, content.Piece{ID: fmt.Sprintf("p%02d", (i*17)%50), Date: day.AddDate(0, 0, (i*7)%9)})
+	}
+	want := slices.Clone(pieces)
+	slices.SortStableFunc(want, func(a, b content.Piece) int {
+		if c := b.Published().Compare(a.Published()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	SortNewestFirst(pieces)
+	for i := range want {
+		if pieces[i].ID != want[i].ID {
+			t.Fatalf("at %d: %s, want %s", i, pieces[i].ID, want[i].ID)
+		}
+	}
+	SortNewestFirst(pieces) // sorted already: left as it is
+	for i := range want {
+		if pieces[i].ID != want[i].ID {
+			t.Fatalf("sorted twice, at %d: %s, want %s", i, pieces[i].ID, want[i].ID)
 		}
 	}
 }

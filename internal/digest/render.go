@@ -84,14 +84,33 @@ type Rendered struct {
 	// reader to reader (one digest render serves them all), so the mail
 	// package can encode them once (see mail.Message).
 	HTMLParts, TextParts []string
+	// View is the digest as a page of the site, for "View in browser" (the
+	// same for every reader of these pieces: it names nobody); nil without
+	// WithViewPages.
+	View *ViewPage
 }
+
+// ViewPage is a digest as a page of the site: Path, relative to the output
+// folder, holds HTML; the emails link to it.
+type ViewPage struct {
+	Path string
+	HTML []byte
+}
+
+// ViewDir is the folder of the digests' pages in the output folder.
+const ViewDir = "digests/"
 
 // Option changes how a Renderer renders.
 type Option func(*Renderer)
 
 // WithFullText puts each piece's whole body in the digest (on by default) as long
-// as the HTML stays under the size limit; off gives summaries only.
+// as the HTML stays under the size limit (digest.body: full); off gives each
+// piece's title, byline and teaser with a link to read on (digest.body: summary).
 func WithFullText(on bool) Option { return func(r *Renderer) { r.fullText = on } }
+
+// WithViewPages gives every digest a page of its own on the site, which the
+// emails link to ("View in browser"): Rendered.View.
+func WithViewPages(on bool) Option { return func(r *Renderer) { r.viewPages = on } }
 
 // WithMaxHTMLBytes changes the HTML size limit (MaxHTMLBytes by default).
 func WithMaxHTMLBytes(n int) Option { return func(r *Renderer) { r.maxHTML = n } }
@@ -101,14 +120,15 @@ func WithMaxHTMLBytes(n int) Option { return func(r *Renderer) { r.maxHTML = n }
 // (name, address, links) as placeholders, which each Render fills in. It is safe
 // for concurrent use.
 type Renderer struct {
-	site     SiteInfo
-	base     *url.URL
-	html     *htmltemplate.Template
-	text     *texttemplate.Template
-	subject  *texttemplate.Template
-	css      htmltemplate.CSS
-	fullText bool
-	maxHTML  int
+	site      SiteInfo
+	base      *url.URL
+	html      *htmltemplate.Template
+	text      *texttemplate.Template
+	subject   *texttemplate.Template
+	css       htmltemplate.CSS
+	fullText  bool
+	viewPages bool
+	maxHTML   int
 
 	// ph are this Renderer's placeholders, all starting with tag; the random part
 	// keeps piece text from ever matching one by accident or design.
@@ -218,6 +238,7 @@ func (r *Renderer) Render(rcpt Recipient, pieces []content.Piece, links Links) (
 		Text:      shared.text.fill(raw),
 		HTMLParts: shared.html.cut(escaped),
 		TextParts: shared.text.cut(raw),
+		View:      shared.view,
 	}, nil
 }
 
@@ -225,6 +246,7 @@ func (r *Renderer) Render(rcpt Recipient, pieces []content.Piece, links Links) (
 type sharedRender struct {
 	subject, preheader string
 	html, text         splitText
+	view               *ViewPage
 }
 
 // splitText is a rendering cut at its placeholders: parts[0], the value of slot
@@ -302,8 +324,11 @@ type item struct {
 	DateText string // "2 March 2026"
 	DateISO  string // "2026-03-02"
 	Source   content.Source
-	Summary  string
-	// Body and BodyText are the whole piece, set only when full text is shown.
+	// Summary is the piece's teaser: its summary, or its lede cut near 300
+	// characters (empty next to the full text when it is the lede).
+	Summary string
+	// Body and BodyText are the whole piece, set only when full text is shown;
+	// without them the item ends with a link to read on.
 	Body     htmltemplate.HTML
 	BodyText string
 
@@ -325,6 +350,11 @@ type pageData struct {
 	Count   int
 	Omitted int
 	CSS     htmltemplate.CSS
+	// ViewURL is the digest's page on the site ("View in browser"), in the
+	// emails; empty on that page itself.
+	ViewURL string
+	// Web is set when rendering that page: nothing personal, no preheader.
+	Web bool
 }
 
 // subjectData is what the subject template is executed with.
@@ -366,8 +396,15 @@ func (r *Renderer) renderShared(pieces []content.Piece, hasName bool) (out share
 	if hasName {
 		data.Recipient.Name = r.ph[slotName]
 	}
+	var viewPath string
+	if r.viewPages {
+		key := viewKey(pieces, r.fullText)
+		viewPath = ViewDir + key + "/index.html"
+		data.ViewURL = r.base.JoinPath(strings.TrimSuffix(ViewDir, "/"), key).String() + "/"
+	}
 
-	// Full text if it fits, else summaries, else as many summaries as fit.
+	// Full text if asked for and it fits, else summaries, else as many
+	// summaries as fit.
 	full := r.fullText
 	shown := len(items)
 	var page string
@@ -403,7 +440,30 @@ func (r *Renderer) renderShared(pieces []content.Piece, hasName bool) (out share
 		return out, fmt.Errorf("digest: %w", err)
 	}
 	out.html, out.text = r.split(page), r.split(text.String())
+	if viewPath != "" {
+		// The page shows what the emails show, less what is the reader's own;
+		// a browser takes the stylesheet as it is, so it is not inlined.
+		web := data
+		web.Web, web.ViewURL, web.Recipient, web.Links = true, "", Recipient{}, Links{}
+		var b strings.Builder
+		if err := r.html.Execute(&b, &web); err != nil {
+			return out, fmt.Errorf("digest: the page in the browser: %w", err)
+		}
+		out.view = &ViewPage{Path: viewPath, HTML: []byte(b.String())}
+	}
 	return out, nil
+}
+
+// viewKey names the page of a digest of pieces: the same pieces, in the same
+// versions, have the same page, whoever they were sent to.
+func viewKey(pieces []content.Piece, fullText bool) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "full text %v\n", fullText)
+	for i := range pieces {
+		p := &pieces[i]
+		fmt.Fprintf(h, "%q %q %q %d\n", p.ID, p.Hash, p.Key(), p.FirstSeen.UnixMicro())
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 func (r *Renderer) renderHTML(data *pageData) (string, error) {
@@ -427,41 +487,34 @@ func (r *Renderer) item(p *content.Piece) item {
 		Title:   oneLine(p.Title),
 		URL:     r.pieceURL(p),
 		Authors: p.Authors,
+		Byline:  content.Byline(p.Authors, true),
 		Source:  p.Source,
-		Summary: strings.TrimSpace(p.Summary),
+		Summary: content.Teaser(p),
 	}
 	if it.Title == "" {
 		it.Title = "(untitled)"
 	}
-	var names []string
-	for _, a := range p.Authors {
-		if a.Role != "" {
-			names = append(names, fmt.Sprintf("%s (%s)", a.Name, a.Role))
-		} else {
-			names = append(names, a.Name)
-		}
-	}
-	it.Byline = strings.Join(names, ", ")
 	if d := p.Published(); !d.IsZero() {
 		it.DateText = d.Format("2 January 2006")
 		it.DateISO = d.Format("2006-01-02")
 	}
-	if p.HTML != "" {
+	if r.fullText {
 		if u, err := url.Parse(it.URL); err == nil {
-			// A body whose links cannot be resolved is left out: the summary and
-			// the link to the piece still carry the news.
-			if body, err := content.PieceHTML(p, u); err == nil {
+			// A body that cannot be read or whose links cannot be resolved is
+			// left out: the summary and the link to the piece still carry the news.
+			if body, err := content.PieceHTML(p, u); err == nil && body != "" {
 				it.fullBody = htmltemplate.HTML(body) // sanitised by the content package
-				it.fullText = strings.TrimSpace(p.Text)
+				it.fullText = p.Text
+				if it.fullText == "" {
+					it.fullText = content.HTMLToText(body)
+				}
+				it.fullText = strings.TrimSpace(it.fullText)
 			}
 		}
 	}
 	// Without an editor's summary the lede stands in, except next to the full
 	// text, which starts with it.
-	if it.Summary == "" {
-		it.Summary = strings.TrimSpace(p.Lede)
-		it.summaryIsLede = it.Summary != ""
-	}
+	it.summaryIsLede = strings.TrimSpace(p.Summary) == "" && it.Summary != ""
 	return it
 }
 
@@ -480,10 +533,7 @@ func (r *Renderer) pieceURL(p *content.Piece) string {
 func preheader(pieces []content.Piece) string {
 	if len(pieces) == 1 {
 		p := pieces[0]
-		text := p.Summary
-		if strings.TrimSpace(text) == "" {
-			text = p.Lede
-		}
+		text := content.Teaser(&p)
 		if strings.TrimSpace(text) == "" {
 			text = p.Title
 		}
@@ -563,12 +613,18 @@ func truncateRunes(n int, s string) string {
 }
 
 // wrap breaks each line of s at spaces so no line is longer than width runes
-// (a single longer word, such as a URL, gets a line to itself).
+// (a single longer word, such as a URL, gets a line to itself). Lines laid out
+// already are left as they are: a table's rows and rules, a quotation's
+// lines, a heading's underline (as a piece's plain text has them).
 func wrap(width int, s string) string {
 	var out strings.Builder
 	for i, line := range strings.Split(strings.TrimSpace(s), "\n") {
 		if i > 0 {
 			out.WriteByte('\n')
+		}
+		if laidOut(line) {
+			out.WriteString(line)
+			continue
 		}
 		col := 0
 		for _, word := range strings.Fields(line) {
@@ -587,6 +643,18 @@ func wrap(width int, s string) string {
 		}
 	}
 	return out.String()
+}
+
+// laidOut reports whether a line of plain text keeps its own layout.
+func laidOut(line string) bool {
+	t := strings.TrimSpace(line)
+	switch {
+	case t == "":
+		return false
+	case strings.HasPrefix(t, "|"), strings.HasPrefix(t, "+-"), strings.HasPrefix(t, ">"):
+		return true
+	}
+	return strings.Trim(t, "-*=") == ""
 }
 
 // renderCache keeps the most recently used shared renderings. A key being built

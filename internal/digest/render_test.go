@@ -152,7 +152,7 @@ func TestRenderHTML(t *testing.T) {
 		}
 	})
 
-	t.Run("items: linked titles, authors with roles, dates, source, summary, read more", func(t *testing.T) {
+	t.Run("items: linked titles, authors with roles, dates, source, summary, full text", func(t *testing.T) {
 		links := anchorsByText(doc)
 		for title, url := range map[string]string{
 			"Grid operators brace for a dry winter":   "https://desk.example.org/analysis/pieces/grid-winter/",
@@ -162,8 +162,12 @@ func TestRenderHTML(t *testing.T) {
 				t.Errorf("title %q links to %v, want %s", title, got, url)
 			}
 		}
-		if got := links["Read more"]; len(got) != 2 || got[0] != "https://desk.example.org/analysis/pieces/grid-winter/" || got[1] != "https://partner.example.com/2026/border-talks" {
-			t.Errorf("read-more links = %v", got)
+		// The full text is all there is to read: no link after it to read it again.
+		if got := links["Continue reading"]; len(got) != 0 {
+			t.Errorf("continue-reading links next to the full text = %v", got)
+		}
+		if got := links["Read more"]; len(got) != 0 {
+			t.Errorf("read-more links next to the full text = %v", got)
 		}
 		if got := links["Regional Monitor"]; len(got) != 1 || got[0] != "https://monitor.example.com/" {
 			t.Errorf("source link = %v", got)
@@ -173,7 +177,7 @@ func TestRenderHTML(t *testing.T) {
 		}
 		page := textOf(doc)
 		for _, want := range []string{
-			"By Ana Petrova (analyst), Li Wen", "1 March 2026", "Source: Regional Monitor",
+			"By Ana Petrova (analyst) and Li Wen", "1 March 2026", "Source: Regional Monitor",
 			"By Sam Okafor (editor)", "27 February 2026",
 			"Reservoir levels are low and import capacity is booked",
 			"Hello Ana Petrova,", "here are the 2 new pieces from The Eastern Desk",
@@ -212,10 +216,9 @@ func TestRenderText(t *testing.T) {
 	for _, want := range []string{
 		"The Eastern Desk: 2 new pieces\n",
 		"Hello Ana Petrova,\n",
-		"\nGrid operators brace for a dry winter\nBy Ana Petrova (analyst), Li Wen\n1 March 2026 · Source: Regional Monitor\n",
+		"\nGrid operators brace for a dry winter\nBy Ana Petrova (analyst) and Li Wen\n1 March 2026 · Source: Regional Monitor\n",
 		"\nBorder talks resume after a quiet month\nBy Sam Okafor (editor)\n27 February 2026\n",
-		"Read more: https://desk.example.org/analysis/pieces/grid-winter/\n",
-		"Read more: https://partner.example.com/2026/border-talks\n",
+		"Reservoirs stand at a third of capacity.\n",
 		"Unsubscribe:\n" + testLinks.Unsubscribe + "\n", // raw, not HTML-escaped
 		"Change your preferences:\n" + testLinks.Preferences + "\n",
 		strings.Repeat("-", 72) + "\n",
@@ -456,7 +459,7 @@ func TestRenderSizeLimit(t *testing.T) {
 	if len(links["Unsubscribe"]) != 1 || !strings.Contains(huge.HTML, "Piece number 399") {
 		t.Error("a cut digest must keep the newest pieces and the footer")
 	}
-	shown := len(links["Read more"])
+	shown := len(links["Continue reading"])
 	if shown == 0 || shown >= 400 {
 		t.Fatalf("%d of 400 pieces shown", shown)
 	}

@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gorilla/feeds"
@@ -19,7 +20,7 @@ type atomFeed struct {
 	Entries []*atomEntry     `xml:"entry"`
 }
 
-// atomEntry extends gorilla's entry with one <author> per author (with uri and
+// atomEntry extends gorilla's entry with one <author> per author (name, uri,
 // email) and one <category term> per topic.
 type atomEntry struct {
 	*feeds.AtomEntry
@@ -34,9 +35,10 @@ type atomCategory struct {
 func (s *site) atom(c *channel) ([]byte, error) {
 	g := s.gorilla(c)
 	f := (&feeds.Atom{Feed: g}).AtomFeed()
-	// gorilla uses the feed's link as its id; the feed's own URL is as permanent
-	// and, unlike the home page, differs between the site feed and topic feeds.
-	f.Id = c.url(s, AtomName)
+	// gorilla uses the feed's link as its id; the feed's own URL is as
+	// permanent and, unlike the home page, differs between the site feed and
+	// topic feeds. It is taken where the entry ids are, so it outlives a move.
+	f.Id = Resolve(s.idBase, c.dir+AtomName)
 	f.Link = nil
 	if f.Updated == "" {
 		f.Updated = emptyUpdated
@@ -44,7 +46,7 @@ func (s *site) atom(c *channel) ([]byte, error) {
 	credit := s.Title
 	var email, uri string
 	if a := s.Author; a != nil {
-		credit, email, uri = Credit(*a), a.Email, a.URL
+		credit, email, uri = strings.TrimSpace(a.Name), a.Email, a.URL
 	}
 	// Entries without an author inherit the feed's, so every entry has one.
 	f.Author = &feeds.AtomAuthor{AtomPerson: feeds.AtomPerson{Name: credit, Email: email, Uri: uri}}
@@ -77,9 +79,11 @@ func (s *site) atom(c *channel) ([]byte, error) {
 			ge.Links = append(ge.Links, feeds.AtomLink{Href: link, Rel: "via"})
 		}
 		e := &atomEntry{AtomEntry: ge}
+		// One author element per author, named only: the roles are in the
+		// content's byline.
 		for _, a := range p.Authors {
-			if credit := Credit(a); credit != "" {
-				e.Authors = append(e.Authors, &feeds.AtomAuthor{AtomPerson: feeds.AtomPerson{Name: credit, Email: a.Email, Uri: httpOrEmpty(a.URL)}})
+			if name := strings.TrimSpace(a.Name); name != "" {
+				e.Authors = append(e.Authors, &feeds.AtomAuthor{AtomPerson: feeds.AtomPerson{Name: name, Email: a.Email, Uri: httpOrEmpty(a.URL)}})
 			}
 		}
 		for _, t := range topicNames(p.Topics) {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,8 @@ func render(t testing.TB, opts Options, pieces []content.Piece) map[string][]byt
 type want struct {
 	title, page, guid, tagID, summary string
 	published, modified               time.Time
-	authors                           []string
+	authors                           []string // names, one element each (Atom, JSON Feed)
+	creator                           string   // RSS: one dc:creator naming them all
 	categories                        []string
 	contains                          []string
 }
@@ -114,9 +116,11 @@ func wantAlpha() want {
 		title: "Alpha & the <grid>", page: base + "pieces/alpha/", guid: base + "pieces/alpha/",
 		tagID: "tag:desk.example,2024-03-01:analysis/alpha", summary: "Alpha summary.",
 		published: alphaDate, modified: alphaUpdate,
-		authors:    []string{"Ann Analyst, Senior Fellow", "Bob Baker"},
+		authors:    []string{"Ann Analyst", "Bob Baker"},
+		creator:    "Ann Analyst and Bob Baker",
 		categories: []string{"Energy Policy", "EU"},
 		contains: []string{
+			`<p class="byline">By Ann Analyst (Senior Fellow) and Bob Baker</p>`,
 			`<a href="` + base + `pieces/bravo/">bravo</a>`,
 			`<a href="https://other.example/x">x</a>`,
 			`<img src="` + base + `pieces/alpha/chart.png" alt="chart">`,
@@ -130,9 +134,10 @@ func wantBravo() want {
 		title: "Bravo", page: base + "pieces/bravo/", guid: "https://elsewhere.example/bravo",
 		tagID: "tag:desk.example,2024-03-02:analysis/bravo", summary: "Bravo lede.",
 		published: bravoSeen.UTC(), modified: bravoSeen.UTC(),
-		authors:    []string{"Cleo Chen, Editor, Quarterly Review"},
+		authors:    []string{"Cleo Chen"},
+		creator:    "Cleo Chen",
 		categories: []string{"Energy Policy"},
-		contains:   []string{"<p>Bravo body.</p>", "<p>Originally published in Quarterly Review.</p>"},
+		contains:   []string{`<p class="byline">By Cleo Chen (Editor, Quarterly Review)</p><p>Bravo body.</p>`, "<p>Originally published in Quarterly Review.</p>"},
 	}
 }
 
@@ -198,9 +203,12 @@ func checkUniversal(t *testing.T, name string, data []byte, title, home, self st
 		for _, a := range it.Authors {
 			authors = append(authors, a.Name)
 		}
-		// gofeed shows only the first dc:creator of an RSS item; the RSS test checks them all.
-		if len(w.authors) > 0 && (len(authors) == 0 || authors[0] != w.authors[0]) {
-			t.Errorf("%s item %d: authors %q, want %q", name, i, authors, w.authors)
+		want := w.authors
+		if strings.HasSuffix(name, RSSName) && w.creator != "" {
+			want = []string{w.creator}
+		}
+		if !slices.Equal(authors, want) {
+			t.Errorf("%s item %d: authors %q, want %q", name, i, authors, want)
 		}
 	}
 }
@@ -237,8 +245,8 @@ func TestRSS(t *testing.T) {
 		if it.DublinCoreExt != nil {
 			creators = it.DublinCoreExt.Creator
 		}
-		if !slices.Equal(creators, w.authors) {
-			t.Errorf("item %d: dc:creator %q, want %q", i, creators, w.authors)
+		if want := []string{w.creator}; w.creator == "" && len(creators) > 0 || w.creator != "" && !slices.Equal(creators, want) {
+			t.Errorf("item %d: dc:creator %q, want one naming %q", i, creators, w.creator)
 		}
 		if it.Author != "" {
 			t.Errorf("item %d: <author> %q: RSS wants an e-mail address there", i, it.Author)
@@ -429,47 +437,138 @@ func TestTopicFeeds(t *testing.T) {
 	}
 }
 
-func TestOPMLListsEveryFeed(t *testing.T) {
-	files := render(t, testOptions(), fixture())
+func TestOPMLListsEveryFeedOnce(t *testing.T) {
 	type outline struct {
 		Text     string    `xml:"text,attr"`
 		Type     string    `xml:"type,attr"`
+		Version  string    `xml:"version,attr"`
 		XMLURL   string    `xml:"xmlUrl,attr"`
 		HTMLURL  string    `xml:"htmlUrl,attr"`
 		Outlines []outline `xml:"outline"`
 	}
-	var doc struct {
-		XMLName      xml.Name  `xml:"opml"`
-		Version      string    `xml:"version,attr"`
-		Title        string    `xml:"head>title"`
-		DateModified string    `xml:"head>dateModified"`
-		Outlines     []outline `xml:"body>outline"`
-	}
-	if err := xml.Unmarshal(files[OPMLName], &doc); err != nil {
-		t.Fatal(err)
-	}
-	if doc.Version != "2.0" || doc.Title != "Analysis Desk: feeds" || doc.DateModified != "Tue, 05 Mar 2024 09:00:00 +0000" {
-		t.Errorf("head: version %q title %q dateModified %q", doc.Version, doc.Title, doc.DateModified)
-	}
-	var groups, urls []string
-	for _, g := range doc.Outlines {
-		groups = append(groups, g.Text+" "+g.HTMLURL)
-		for _, o := range g.Outlines {
-			if o.Type != "rss" || o.HTMLURL != g.HTMLURL {
-				t.Errorf("outline %+v", o)
+	for format, file := range map[string]string{"": RSSName, OPMLRSS: RSSName, OPMLAtom: AtomName, OPMLJSON: JSONName} {
+		opts := testOptions()
+		opts.OPMLFormat = format
+		files := render(t, opts, fixture())
+		var doc struct {
+			XMLName      xml.Name  `xml:"opml"`
+			Version      string    `xml:"version,attr"`
+			Title        string    `xml:"head>title"`
+			DateModified string    `xml:"head>dateModified"`
+			Outlines     []outline `xml:"body>outline"`
+		}
+		if err := xml.Unmarshal(files[OPMLName], &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.Version != "2.0" || doc.Title != "Analysis Desk: feeds" || doc.DateModified != "Tue, 05 Mar 2024 09:00:00 +0000" {
+			t.Errorf("head: version %q title %q dateModified %q", doc.Version, doc.Title, doc.DateModified)
+		}
+		// One outline per feed, in one format: importing it subscribes once to each.
+		var got []string
+		for _, o := range doc.Outlines {
+			if o.Type != "rss" || len(o.Outlines) != 0 {
+				t.Errorf("format %q: outline %+v", format, o)
 			}
-			urls = append(urls, o.XMLURL)
+			got = append(got, o.Text+" "+o.XMLURL+" "+o.HTMLURL)
 			if _, ok := files[strings.TrimPrefix(o.XMLURL, base)]; !ok {
 				t.Errorf("OPML lists %s, which was not produced", o.XMLURL)
 			}
 		}
+		want := []string{
+			"Analysis Desk " + base + file + " " + base,
+			"Analysis Desk: Energy Policy " + base + "topics/energy-policy/" + file + " " + base + "topics/energy-policy/",
+			"Analysis Desk: EU " + base + "topics/eu/" + file + " " + base + "topics/eu/",
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("format %q: outlines\n%q\nwant\n%q", format, got, want)
+		}
 	}
-	wantGroups := []string{"Analysis Desk " + base, "Analysis Desk: Energy Policy " + base + "topics/energy-policy/", "Analysis Desk: EU " + base + "topics/eu/"}
-	if !slices.Equal(groups, wantGroups) {
-		t.Errorf("groups %q, want %q", groups, wantGroups)
+	opts := testOptions()
+	opts.OPMLFormat = "rdf"
+	if _, err := Render(opts, fixture()); err == nil {
+		t.Error("an unknown OPML format was accepted")
 	}
-	if len(urls) != 9 {
-		t.Errorf("%d feed URLs, want 9: %q", len(urls), urls)
+}
+
+// Entry ids are made on the base URL the site was first built with: moving to
+// another host changes every link but no id.
+func TestEntryIDsSurviveAMove(t *testing.T) {
+	before := render(t, testOptions(), fixture())
+	moved := testOptions()
+	moved.IDBase = moved.BaseURL
+	moved.BaseURL = "https://new-home.example/desk/"
+	after := render(t, moved, fixture())
+
+	ids := func(files map[string][]byte) (rss, atom, json []string) {
+		for name, out := range map[string]*[]string{RSSName: &rss, AtomName: &atom, JSONName: &json} {
+			f, err := gofeed.NewParser().Parse(bytes.NewReader(files[name]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range f.Items {
+				*out = append(*out, it.GUID)
+			}
+		}
+		return
+	}
+	r1, a1, j1 := ids(before)
+	r2, a2, j2 := ids(after)
+	if !slices.Equal(r1, r2) || !slices.Equal(a1, a2) || !slices.Equal(j1, j2) {
+		t.Errorf("ids changed with the host:\nRSS %q -> %q\nAtom %q -> %q\nJSON %q -> %q", r1, r2, a1, a2, j1, j2)
+	}
+	f, err := (&grss.Parser{}).Parse(bytes.NewReader(after[RSSName]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range f.Items {
+		if !strings.HasPrefix(it.Link, "https://new-home.example/desk/pieces/") {
+			t.Errorf("link %q is not on the new host", it.Link)
+		}
+		// A guid that no longer opens the piece is no permalink; a canonical URL still is.
+		if want := strconv.FormatBool(it.GUID.Value == "https://elsewhere.example/bravo"); it.GUID.IsPermalink != want {
+			t.Errorf("guid %+v: isPermaLink should be %s", it.GUID, want)
+		}
+	}
+	if a, _ := (&gatom.Parser{}).Parse(bytes.NewReader(after[AtomName])); a.ID != base+AtomName {
+		t.Errorf("feed id %q changed with the host", a.ID)
+	}
+
+	// feed.id_authority names the host of the ids outright.
+	named := testOptions()
+	named.IDAuthority = "ids.example.org"
+	a, err := (&gatom.Parser{}).Parse(bytes.NewReader(render(t, named, fixture())[AtomName]))
+	if err != nil || a.Entries[1].ID != "tag:ids.example.org,2024-03-01:analysis/alpha" {
+		t.Errorf("with an id authority: %v %q", err, a.Entries[1].ID)
+	}
+	for _, bad := range []string{"ids.example.org:8080", "a/b", "user@host", ""} {
+		if err := CheckAuthority(bad); err == nil {
+			t.Errorf("authority %q accepted", bad)
+		}
+	}
+}
+
+// A channel's key changes exactly when one of its files would.
+func TestChannelKeys(t *testing.T) {
+	keys := func(pieces []content.Piece) map[string]string {
+		f, err := Plan(testOptions(), pieces)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, c := range f.Channels() {
+			out[c.Dir] = c.Key
+		}
+		return out
+	}
+	first := keys(fixture())
+	if again := keys(fixture()); fmt.Sprint(again) != fmt.Sprint(first) {
+		t.Fatal("keys differ between two plans of the same pieces")
+	}
+	edited := fixture()
+	edited[2].Summary = "Charlie, edited." // charlie has no topic: only the site's feed
+	second := keys(edited)
+	if second[""] == first[""] || second["topics/eu/"] != first["topics/eu/"] || second["topics/energy-policy/"] != first["topics/energy-policy/"] {
+		t.Errorf("editing charlie: keys %v -> %v", first, second)
 	}
 }
 
@@ -718,10 +817,10 @@ func TestThroughContentLoad(t *testing.T) {
 	}
 	it := f.Items[0]
 	page := base + "pieces/" + pieces[0].Slug + "/"
-	if it.Title != "Loaded piece" || it.Link != page || it.Authors[0].Name != "Dana Doe, Analyst" {
+	if it.Title != "Loaded piece" || it.Link != page || it.Authors[0].Name != "Dana Doe" {
 		t.Errorf("item %q %q %+v", it.Title, it.Link, it.Authors[0])
 	}
-	for _, s := range []string{`href="` + page + `notes/"`, `src="` + page + `chart.png"`, `Originally published in <a href="https://weekly.example/">Weekly</a>`} {
+	for _, s := range []string{`By Dana Doe (Analyst)`, `href="` + page + `notes/"`, `src="` + page + `chart.png"`, `Originally published in <a href="https://weekly.example/">Weekly</a>`} {
 		if !strings.Contains(it.Content, s) {
 			t.Errorf("content lacks %s:\n%s", s, it.Content)
 		}

@@ -3,6 +3,7 @@ package feed
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 
 	"github.com/gorilla/feeds"
 )
@@ -27,7 +28,7 @@ func (s *site) json(c *channel) ([]byte, error) {
 	f.Author = nil
 	f.Authors = nil
 	if a := s.Author; a != nil {
-		f.Authors = []*feeds.JSONAuthor{{Name: Credit(*a), Url: httpOrEmpty(a.URL)}}
+		f.Authors = []*feeds.JSONAuthor{{Name: strings.TrimSpace(a.Name), Url: httpOrEmpty(a.URL)}}
 	}
 	for _, h := range s.Hubs {
 		f.Hubs = append(f.Hubs, &feeds.JSONHub{Type: "WebSub", Url: h})
@@ -39,8 +40,8 @@ func (s *site) json(c *channel) ([]byte, error) {
 		gi.Author = nil
 		gi.Authors = nil
 		for _, a := range p.Authors {
-			if credit := Credit(a); credit != "" {
-				gi.Authors = append(gi.Authors, &feeds.JSONAuthor{Name: credit, Url: httpOrEmpty(a.URL)})
+			if name := strings.TrimSpace(a.Name); name != "" {
+				gi.Authors = append(gi.Authors, &feeds.JSONAuthor{Name: name, Url: httpOrEmpty(a.URL)})
 			}
 		}
 		gi.Tags = topicNames(p.Topics)

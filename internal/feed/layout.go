@@ -65,16 +65,25 @@ func TopicSlug(name string) string {
 // ("EU", "eu") are one topic, named by the spelling that sorts first.
 func Topics(pieces []content.Piece) []Topic {
 	bySlug := map[string]string{}
+	// A desk has a handful of topics and many pieces: each spelling is
+	// slugified once (Unicode normalisation is not cheap).
+	slugs := map[string]string{}
 	for i := range pieces {
 		if pieces[i].Draft {
 			continue
 		}
-		for _, name := range pieces[i].Topics {
-			name = strings.TrimSpace(name)
-			if name == "" {
+		for _, raw := range pieces[i].Topics {
+			slug, ok := slugs[raw]
+			if !ok {
+				if t := strings.TrimSpace(raw); t != "" {
+					slug = TopicSlug(t)
+				}
+				slugs[raw] = slug
+			}
+			if slug == "" {
 				continue
 			}
-			slug := TopicSlug(name)
+			name := strings.TrimSpace(raw)
 			if old, ok := bySlug[slug]; !ok || name < old {
 				bySlug[slug] = name
 			}
@@ -88,44 +97,58 @@ func Topics(pieces []content.Piece) []Topic {
 	return topics
 }
 
-// HasTopic reports whether p carries the topic with slug topicSlug.
-func HasTopic(p *content.Piece, topicSlug string) bool {
-	for _, name := range p.Topics {
-		if strings.TrimSpace(name) != "" && TopicSlug(strings.TrimSpace(name)) == topicSlug {
-			return true
-		}
-	}
-	return false
-}
-
 // Newest returns the publishable pieces (no drafts) newest first: by publication
 // date, then by id, so equal dates still give one order. Pieces that cannot be
 // published (bad slug, no date) are left out and described in the error.
+//
+// When every piece is publishable and they come in that order already (as a
+// run hands them over), the result is pieces itself, not a copy: at 10,000
+// pieces the copies were a tenth of an incremental build. Callers only read it.
 func Newest(pieces []content.Piece) ([]content.Piece, error) {
-	var errs []error
-	out := make([]content.Piece, 0, len(pieces))
-	for _, p := range pieces {
-		if p.Draft {
-			continue
-		}
-		if err := CheckSlug(p.Slug); err != nil {
-			errs = append(errs, fmt.Errorf("%s: slug: %w", p.File, err))
-			continue
-		}
-		if p.Published().IsZero() {
-			errs = append(errs, fmt.Errorf("%s: no date and no first-seen time: left out", p.File))
-			continue
-		}
-		out = append(out, p)
-	}
-	slices.SortStableFunc(out, func(a, b content.Piece) int {
+	newestFirst := func(a, b *content.Piece) int {
 		if c := b.Published().Compare(a.Published()); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.ID, b.ID)
-	})
+	}
+	publishable := func(p *content.Piece) error {
+		switch {
+		case p.Draft:
+			return errDraft
+		case CheckSlug(p.Slug) != nil:
+			return fmt.Errorf("%s: slug: %w", p.File, CheckSlug(p.Slug))
+		case p.Published().IsZero():
+			return fmt.Errorf("%s: no date and no first-seen time: left out", p.File)
+		}
+		return nil
+	}
+	ready := true
+	for i := range pieces {
+		if publishable(&pieces[i]) != nil || i > 0 && newestFirst(&pieces[i-1], &pieces[i]) > 0 {
+			ready = false
+			break
+		}
+	}
+	if ready {
+		return pieces[:len(pieces):len(pieces)], nil
+	}
+	var errs []error
+	out := make([]content.Piece, 0, len(pieces))
+	for i := range pieces {
+		switch err := publishable(&pieces[i]); {
+		case err == errDraft:
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			out = append(out, pieces[i])
+		}
+	}
+	slices.SortStableFunc(out, func(a, b content.Piece) int { return newestFirst(&a, &b) })
 	return out, errors.Join(errs...)
 }
+
+// errDraft leaves a draft out without a word: drafts are never published.
+var errDraft = errors.New("draft")
 
 // CheckSlug reports whether slug can name a folder under pieces/.
 func CheckSlug(slug string) error {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gorilla/feeds"
+
+	"publisher/internal/content"
 )
 
 const (
@@ -43,12 +45,12 @@ type atomLink struct {
 	Type    string   `xml:"type,attr,omitempty"`
 }
 
-// rssItem extends gorilla's item with a dc:creator per author, a category per
-// topic and a <source url> element (gorilla's Source is bare text, which RSS
-// does not allow).
+// rssItem extends gorilla's item with a dc:creator naming the authors, a
+// category per topic and a <source url> element (gorilla's Source is bare
+// text, which RSS does not allow).
 type rssItem struct {
 	*feeds.RssItem
-	Creators   []string   `xml:"dc:creator"`
+	Creator    string     `xml:"dc:creator,omitempty"`
 	Categories []string   `xml:"category"`
 	Source     *rssSource `xml:"source,omitempty"`
 }
@@ -88,14 +90,11 @@ func (s *site) rss(c *channel) ([]byte, error) {
 		// RSS <description> is HTML; the summary is plain text.
 		gi.Description = html.EscapeString(it.summary)
 		gi.PubDate = it.published.Format(time.RFC1123Z)
-		// RSS <author> must be an e-mail address; dc:creator carries the names.
+		// RSS <author> must be an e-mail address; dc:creator carries the names,
+		// all in one element: readers keep only one (gofeed the first, Miniflux
+		// the last). The roles are in the content's byline.
 		gi.Author = ""
-		ri := &rssItem{RssItem: gi}
-		for _, a := range p.Authors {
-			if credit := Credit(a); credit != "" {
-				ri.Creators = append(ri.Creators, credit)
-			}
-		}
+		ri := &rssItem{RssItem: gi, Creator: content.Byline(p.Authors, false)}
 		ri.Categories = topicNames(p.Topics)
 		if link, ok := absoluteHTTP(p.Source.URL); ok {
 			name := p.Source.Name

@@ -41,6 +41,7 @@ type File struct {
 type Stats struct {
 	Written   int // created or replaced
 	Unchanged int // same bytes already there: left alone
+	Kept      int // not handed over again but kept (Writer.Keep)
 	Removed   int // produced by an earlier Write, gone from this one
 }
 
@@ -86,8 +87,17 @@ type Writer struct {
 	wanted  map[string]bool
 	folders map[string]*folderCheck // folders checked or made in this Write
 	stats   Stats
+	changed []string // written (created or replaced)
 	errs    []error
 	closed  bool
+}
+
+// Changed lists the files written (created or replaced), sorted, once Close
+// returned: what readers of the output should hear of.
+func (w *Writer) Changed() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.changed)
 }
 
 type job struct {
@@ -151,6 +161,27 @@ func (w *Writer) Add(f File) {
 	w.jobs <- job{name: name, data: f.Data, release: f.Release}
 }
 
+// Keep counts path as part of this build without writing it: the file an
+// earlier Write left there stays as it is. An incremental build keeps what it
+// did not render again; Close removes only what was neither added nor kept.
+func (w *Writer) Keep(path string) {
+	name, err := cleanPath(path)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.closed:
+		err = errors.New("kept after Close")
+	case err != nil:
+	case w.wanted[name]:
+		err = errors.New("produced twice in one build")
+	default:
+		w.wanted[name] = true
+		w.stats.Kept++
+		return
+	}
+	w.errs = append(w.errs, fmt.Errorf("output: %q: %w", path, err))
+}
+
 func (w *Writer) work() {
 	for j := range w.jobs {
 		changed, err := w.writeIfChanged(j.name, j.data)
@@ -163,6 +194,7 @@ func (w *Writer) work() {
 			w.errs = append(w.errs, fmt.Errorf("output: %s: %w", path.Join(w.dir, j.name), err))
 		case changed:
 			w.stats.Written++
+			w.changed = append(w.changed, j.name)
 		default:
 			w.stats.Unchanged++
 		}
@@ -182,6 +214,7 @@ func (w *Writer) Close() (Stats, error) {
 	close(w.jobs)
 	w.wg.Wait()
 	defer w.root.Close()
+	slices.Sort(w.changed)
 
 	kept := make([]string, 0, len(w.wanted))
 	for name := range w.wanted {
@@ -471,29 +504,118 @@ func removeEmptyParents(root *os.Root, name string) {
 // the snapshot is the one taken right after the previous build. It returns an
 // error when there is no manifest or a listed file is missing.
 func Snapshot(dir string) (string, error) {
+	s, err := TakeSnap(dir)
+	if err != nil {
+		return "", err
+	}
+	return s.Sum(), nil
+}
+
+// Snap is a Snapshot with what it was made from, so that the snapshot after a
+// Write can be worked out from it by looking at the files written only.
+type Snap struct {
+	manifest []byte
+	names    []string
+	lines    map[string]string // a listed file's size, mtime and mode
+}
+
+// TakeSnap looks at dir as Snapshot does.
+func TakeSnap(dir string) (*Snap, error) {
 	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if err != nil {
-		return "", fmt.Errorf("output: %w", err)
+		return nil, fmt.Errorf("output: %w", err)
 	}
+	s := &Snap{manifest: data, names: manifestNames(data)}
+	s.lines = make(map[string]string, len(s.names))
+	return s, s.stat(dir, s.names)
+}
+
+// After is the snapshot of dir after a Write that left every listed file as s
+// found it but those in written: it reads the manifest again and stats only
+// the files written or new to the manifest.
+func (s *Snap) After(dir string, written []string) (*Snap, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	n := &Snap{manifest: data, names: manifestNames(data)}
+	n.lines = make(map[string]string, len(n.names))
+	again := slices.Clone(written)
+	for _, name := range n.names {
+		if line, ok := s.lines[name]; ok {
+			n.lines[name] = line
+		} else {
+			again = append(again, name)
+		}
+	}
+	return n, n.stat(dir, again)
+}
+
+func manifestNames(data []byte) []string {
 	var names []string
 	for line := range strings.Lines(string(data)) {
 		if name, err := cleanPath(strings.TrimRight(line, "\r\n")); err == nil {
 			names = append(names, name)
 		}
 	}
+	return names
+}
+
+// stat records the stat lines of names, all on every core.
+func (s *Snap) stat(dir string, names []string) error {
 	stats, errs := osfile.StatAll(dir, names, false)
-	buf := make([]byte, 0, len(data)+64*len(names))
-	buf = append(buf, data...)
+	buf := make([]byte, 0, 64)
 	for i, name := range names {
 		if errs[i] != nil {
-			return "", fmt.Errorf("output: %w", errs[i])
+			return fmt.Errorf("output: %w", errs[i])
 		}
 		st := stats[i]
-		buf = append(append(buf, name...), 0)
-		buf = append(strconv.AppendInt(buf, st.Size, 10), 0)
+		buf = append(strconv.AppendInt(buf[:0], st.Size, 10), 0)
 		buf = append(strconv.AppendInt(buf, st.ModTime.UnixNano(), 10), 0)
-		buf = append(strconv.AppendUint(buf, uint64(st.Mode), 8), '\n')
+		buf = strconv.AppendUint(buf, uint64(st.Mode), 8)
+		s.lines[name] = string(buf)
+	}
+	return nil
+}
+
+// Sum is the snapshot as Snapshot gives it.
+func (s *Snap) Sum() string {
+	buf := make([]byte, 0, len(s.manifest)+64*len(s.names))
+	buf = append(buf, s.manifest...)
+	for _, name := range s.names {
+		buf = append(append(buf, name...), 0)
+		buf = append(append(buf, s.lines[name]...), '\n')
 	}
 	sum := sha256.Sum256(buf)
-	return hex.EncodeToString(sum[:]), nil
+	return hex.EncodeToString(sum[:])
+}
+
+// WriteFile puts one file into dir outside every build's manifest, so no
+// build removes it (a digest's page in the browser, linked from emails that
+// stay in inboxes): atomically, and only when its bytes changed. It reports
+// whether it wrote. Its folders are made inside dir and must not be symlinks.
+func WriteFile(dir, name string, data []byte) (bool, error) {
+	clean, err := cleanPath(name)
+	if err != nil {
+		return false, fmt.Errorf("output: %q: %w", name, err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return false, fmt.Errorf("output: open %s: %w", dir, err)
+	}
+	defer root.Close()
+	if folder := path.Dir(clean); folder != "." {
+		// os.Root refuses a symlink leading out of dir.
+		if err := root.MkdirAll(folder, 0o755); err != nil {
+			return false, fmt.Errorf("output: %s: %w", path.Join(dir, folder), err)
+		}
+	}
+	full := filepath.Join(dir, filepath.FromSlash(clean))
+	if same, err := holds(full, data); err != nil || same {
+		return false, err
+	}
+	if err := replace(full, data, false); err != nil {
+		return false, fmt.Errorf("output: %s: %w", full, err)
+	}
+	return true, nil
 }

@@ -325,3 +325,116 @@ func TestSnapshotChangesWhenTheOutputIsTouched(t *testing.T) {
 		t.Error("a missing file gave a snapshot")
 	}
 }
+
+// An incremental build keeps what it does not render again: kept files stay
+// untouched, and Close removes only what was neither added nor kept.
+func TestKeptFilesStayAndTheRestGoes(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Write(dir, []File{
+		{Path: "index.html", Data: []byte("i")},
+		{Path: "pieces/a/index.html", Data: []byte("a")},
+		{Path: "pieces/b/index.html", Data: []byte("b")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(dir, "pieces/a/index.html"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Keep("pieces/a/index.html")
+	w.Add(File{Path: "index.html", Data: []byte("i2")})
+	w.Add(File{Path: "pieces/c/index.html", Data: []byte("c")})
+	w.Keep("../escape")
+	st, err := w.Close()
+	if err == nil || !strings.Contains(err.Error(), "escape") {
+		t.Errorf("a kept path outside the folder: %v", err)
+	}
+	if st != (Stats{Written: 2, Kept: 1, Removed: 1}) {
+		t.Errorf("stats %+v", st)
+	}
+	if got := w.Changed(); !slices.Equal(got, []string{"index.html", "pieces/c/index.html"}) {
+		t.Errorf("changed %q", got)
+	}
+	if info, err := os.Stat(filepath.Join(dir, "pieces/a/index.html")); err != nil || !info.ModTime().Equal(old) {
+		t.Errorf("kept file touched: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pieces/b/index.html")); !os.IsNotExist(err) {
+		t.Errorf("a file neither added nor kept is still there: %v", err)
+	}
+	if got := read(t, filepath.Join(dir, ManifestName)); got != "index.html\npieces/a/index.html\npieces/c/index.html\n" {
+		t.Errorf("manifest %q", got)
+	}
+}
+
+func TestWriteFileOutsideTheManifest(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Write(dir, []File{{Path: "index.html", Data: []byte("i")}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false} {
+		wrote, err := WriteFile(dir, "digests/abc/index.html", []byte("digest"))
+		if err != nil || wrote != want {
+			t.Fatalf("write %d: wrote %v, %v", i, wrote, err)
+		}
+	}
+	// The next build neither lists nor removes it.
+	if _, err := Write(dir, []File{{Path: "index.html", Data: []byte("i")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(dir, "digests/abc/index.html")); got != "digest" {
+		t.Errorf("digest page %q", got)
+	}
+	if got := read(t, filepath.Join(dir, ManifestName)); got != "index.html\n" {
+		t.Errorf("manifest %q", got)
+	}
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"../x.html", "link/x.html", ManifestName} {
+		if _, err := WriteFile(dir, bad, []byte("x")); err == nil {
+			t.Errorf("WriteFile(%q) accepted", bad)
+		}
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("wrote through a symlink: %v", entries)
+	}
+}
+
+// The snapshot after a Write, worked out from the one before and the files
+// written, is the one taken afresh.
+func TestSnapAfterAWrite(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Write(dir, []File{{Path: "a.html", Data: []byte("a")}, {Path: "b.html", Data: []byte("b")}, {Path: "c/d.html", Data: []byte("d")}}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := TakeSnap(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Keep("a.html")
+	w.Add(File{Path: "b.html", Data: []byte("b, longer")})
+	w.Add(File{Path: "e.html", Data: []byte("e")})
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := before.After(dir, w.Changed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Snapshot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Sum() != fresh || before.Sum() == fresh {
+		t.Errorf("snapshot after the write %s, taken afresh %s (before %s)", after.Sum(), fresh, before.Sum())
+	}
+}

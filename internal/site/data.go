@@ -9,32 +9,56 @@ import (
 
 	"publisher/internal/content"
 	"publisher/internal/feed"
+	"publisher/internal/subscriber"
 )
 
 // pageData is what every page template receives. Pages use the parts that
-// concern them: Pieces (index, topic), Piece (piece page), Topic (topic page).
+// concern them: Pieces (lists), Piece (piece page), Topic (topic pages and
+// their archive), Years (archive indexes), Prev and Next (runs of pages).
+//
+// Everything a page shows comes from here, and every field is exported but
+// the pieces, so that the JSON of a page's data (with its pieces' keys, and
+// frame for the fields many pages share) says when the page would change (see
+// Plan).
 type pageData struct {
-	Site        *siteData
-	Title       string // the page's own title; empty on the front page
+	Site        *siteData `json:"-"` // keyed once per build
+	Title       string    // the page's own title; empty on the front page
 	Description string
 	Canonical   string
-	Feeds       []feedLink // autodiscovery links for this page
+	Feeds       []feedLink `json:"-"` // autodiscovery links for this page (keyed in frame)
 	// FeedsHead and FeedsFoot are Feeds rendered by "site-feeds-head" and
-	// "site-feeds-foot", once per set of feeds; empty when the layout defines
-	// no such template.
-	FeedsHead, FeedsFoot template.HTML
-	Pieces               []pieceView
-	Piece                *pieceView
-	Topic                *feedGroup
+	// the site's own feeds by "site-feeds-foot", once per set of feeds;
+	// empty when the layout defines no such template. The front page, which
+	// lists every feed in its body, has no FeedsFoot.
+	FeedsHead, FeedsFoot template.HTML `json:"-"` // made from Feeds
+	Pieces               []*pieceView  `json:"-"`
+	Piece                *pieceView    `json:"-"`
+	Topic                *feedGroup    `json:"-"` // keyed in frame
+	// Heading names an archive page: "November 2026", "November 2026, page 2".
+	Heading string
+	// Prev is the page of older pieces, Next of newer ones (rel="prev", rel="next").
+	Prev, Next *navLink
+	// Archive is the index of the archive the page belongs to (the site's or
+	// the topic's); Years lists its months, on the pages that show them.
+	Archive string
+	Years   []yearGroup
+	// frame keys what many pages share (Feeds, Topic): worked out once per
+	// set of pages, not marshalled again for each.
+	frame string
 }
 
 type siteData struct {
 	Title, Description, Language string
 	Home                         string
-	SubscribeAction              string
-	Topics                       []feed.Topic
-	Cadences                     []cadence
-	// FeedGroups are the site's feeds first, then each topic's.
+	// ArchiveURL is the site's archive, month by month.
+	ArchiveURL      string
+	SubscribeAction string
+	// Topics are offered by the sign-up form; piece pages get none (their
+	// form is the short one), so that they do not change with the topic list.
+	Topics   []feed.Topic
+	Cadences []cadence
+	// FeedGroups are the site's feeds first, then each topic's (the site's
+	// alone on piece pages).
 	FeedGroups []feedGroup
 	OPML       string
 }
@@ -60,6 +84,7 @@ type feedLink struct {
 
 type pieceView struct {
 	piece       *content.Piece
+	index       int // in the plan's sorted pieces
 	Slug        string
 	Title       string
 	URL         string
@@ -69,10 +94,11 @@ type pieceView struct {
 	DateText    string
 	UpdatedISO  string // empty unless updated on a later day
 	UpdatedText string
-	Summary     string
-	Image       string
-	Source      content.Source // Name always set when there is a source; URL only when http(s)
-	Topics      []topicView
+	// Summary is the piece's teaser: its summary, or its lede cut near 300 characters.
+	Summary string
+	Image   string
+	Source  content.Source // Name always set when there is a source; URL only when http(s)
+	Topics  []topicView
 	// Entry is the piece as one item of a list ("site-piece-entry"), rendered
 	// once and shared by every list page; empty when the layout defines no entry.
 	Entry template.HTML
@@ -106,6 +132,7 @@ func (s *Site) siteData(topics []feed.Topic) *siteData {
 		Description:     s.opts.Description,
 		Language:        s.opts.Language,
 		Home:            home,
+		ArchiveURL:      feed.Resolve(s.base, ArchiveDir),
 		SubscribeAction: s.opts.SubscribeAction,
 		Topics:          topics,
 		OPML:            feed.Resolve(s.base, feed.OPMLName),
@@ -115,13 +142,22 @@ func (s *Site) siteData(topics []feed.Topic) *siteData {
 		preselect = s.opts.Cadences[0]
 	}
 	for _, c := range s.opts.Cadences {
-		sd.Cadences = append(sd.Cadences, cadence{Value: c, Label: cadenceLabel(c), Selected: c == preselect})
+		sd.Cadences = append(sd.Cadences, cadence{Value: c, Label: subscriber.CadenceLabel(c), Selected: c == preselect})
 	}
 	sd.FeedGroups = append(sd.FeedGroups, s.feedGroup(s.opts.Title, s.opts.Title, ""))
 	for _, t := range topics {
 		sd.FeedGroups = append(sd.FeedGroups, s.feedGroup(t.Name, s.opts.Title+": "+t.Name, feed.TopicDir(t.Slug)))
 	}
 	return sd
+}
+
+// pieceSite is sd as the piece pages see it: no topics, only the site's own
+// feeds. A piece page then depends on nothing but its piece.
+func pieceSite(sd *siteData) *siteData {
+	ps := *sd
+	ps.Topics = nil
+	ps.FeedGroups = sd.FeedGroups[:1]
+	return &ps
 }
 
 func (s *Site) feedGroup(name, title, dir string) feedGroup {
@@ -141,24 +177,13 @@ func (s *Site) feedGroup(name, title, dir string) feedGroup {
 	return g
 }
 
-func cadenceLabel(c string) string {
-	switch c {
-	case "immediate":
-		return "As soon as a piece is out"
-	case "daily":
-		return "Daily digest"
-	case "weekly":
-		return "Weekly digest"
-	}
-	return c
-}
-
-// pieceView prepares one piece for the templates.
-func (s *Site) pieceView(p *content.Piece) pieceView {
+// pieceView prepares one piece, sorted[index] in a plan, for the templates.
+func (s *Site) pieceView(p *content.Piece, index int) pieceView {
 	pageURL := feed.PieceURL(s.base, p.Slug)
 	published, modified := p.Published().UTC(), p.Modified().UTC()
 	v := pieceView{
 		piece:     p,
+		index:     index,
 		pageURL:   pageURL,
 		Slug:      p.Slug,
 		Title:     p.Title,
@@ -166,7 +191,7 @@ func (s *Site) pieceView(p *content.Piece) pieceView {
 		Canonical: pageURL.String(),
 		DateISO:   published.Format(time.RFC3339),
 		DateText:  published.Format("2 January 2006"),
-		Summary:   feed.Summary(p),
+		Summary:   content.Teaser(p),
 	}
 	if v.Title == "" {
 		v.Title = p.Slug

@@ -1,10 +1,15 @@
 // Package site renders the static archive: a front page with the latest pieces,
-// every feed and the e-mail sign-up form, one page per piece and one per topic.
-// Like package feed it is a pure renderer: the same pieces give the same bytes.
+// every feed and the e-mail sign-up form, one page per piece, one per topic
+// with that topic's latest pieces, and the archive month by month (the whole
+// site's and each topic's) in pages of a bounded size. Like package feed it is
+// a pure renderer: the same pieces give the same bytes.
 package site
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -12,6 +17,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,21 +26,31 @@ import (
 	"publisher/internal/content"
 	"publisher/internal/feed"
 	"publisher/internal/output"
+	"publisher/internal/subscriber"
 	"publisher/templates"
 )
 
 // Template files the archive is drawn from. The layout file defines the page
 // frame ("site-layout") and shared pieces; each page file defines "site-main".
 const (
-	LayoutTemplate = "site-layout.html.tmpl"
-	IndexTemplate  = "site-index.html.tmpl"
-	PieceTemplate  = "site-piece.html.tmpl"
-	TopicTemplate  = "site-topic.html.tmpl"
+	LayoutTemplate  = "site-layout.html.tmpl"
+	PartsTemplate   = "site-parts.html.tmpl" // entries, lists, forms, pagers: parsed before the layout
+	IndexTemplate   = "site-index.html.tmpl"
+	PieceTemplate   = "site-piece.html.tmpl"
+	TopicTemplate   = "site-topic.html.tmpl"
+	ArchiveTemplate = "site-archive.html.tmpl" // one page of a month
+	MonthsTemplate  = "site-months.html.tmpl"  // the site's archive, month by month
 )
 
-// defaultCadences are the digest cadences the sign-up form offers when
-// Options.Cadences is empty.
-func defaultCadences() []string { return []string{"immediate", "daily", "weekly"} }
+var pageTemplates = []string{IndexTemplate, PieceTemplate, TopicTemplate, ArchiveTemplate, MonthsTemplate}
+
+// ArchiveDir is the folder of the site's archive: archive/index.html lists the
+// months, archive/2026/11/index.html is November 2026, archive/2026/11/2/ its
+// second page. A topic's archive is in its own folder: topics/<slug>/2026/11/.
+const ArchiveDir = "archive/"
+
+// DefaultPageSize is how many pieces a list page shows when Options.PageSize is 0.
+const DefaultPageSize = 20
 
 // Options describe the site.
 type Options struct {
@@ -46,15 +62,16 @@ type Options struct {
 	Language string
 	// Templates holds the template files; nil means the embedded set.
 	Templates fs.FS
-	// SubscribeAction is where the sign-up form posts. Empty leaves the form
+	// SubscribeAction is where the sign-up forms post. Empty leaves them
 	// out: a static archive has nothing to post to until the daemon serves one.
 	SubscribeAction string
 	// Cadences the form offers (immediate, daily, weekly when empty), the
 	// first of them, or DefaultCadence, preselected.
 	Cadences       []string
 	DefaultCadence string
-	// IndexItems is how many pieces the front page lists; 0 lists them all.
-	IndexItems int
+	// PageSize is how many pieces the front page, a topic page and a page of
+	// the archive show (DefaultPageSize when 0).
+	PageSize int
 }
 
 // Site renders archive pages from templates parsed once.
@@ -81,7 +98,13 @@ func New(opts Options) (*Site, error) {
 		opts.Language = "en"
 	}
 	if len(opts.Cadences) == 0 {
-		opts.Cadences = defaultCadences()
+		opts.Cadences = subscriber.Cadences()
+	}
+	if opts.PageSize < 0 {
+		return nil, fmt.Errorf("site: page size %d must be positive", opts.PageSize)
+	}
+	if opts.PageSize == 0 {
+		opts.PageSize = DefaultPageSize
 	}
 	pages, errs := parse(opts.Templates)
 	if len(errs) > 0 {
@@ -90,22 +113,30 @@ func New(opts Options) (*Site, error) {
 	return &Site{opts: opts, base: base, pages: pages}, nil
 }
 
-// parse builds one template set per page: the layout plus that page's file,
-// so that every page can define its own "site-main".
+// parse builds one template set per page: the parts, the layout (which may
+// redefine parts) and that page's file, so that every page can define its own
+// "site-main".
 func parse(fsys fs.FS) (map[string]*template.Template, []error) {
+	parts, err := fs.ReadFile(fsys, PartsTemplate)
+	if err != nil {
+		return nil, []error{fmt.Errorf("template %s: %w", PartsTemplate, err)}
+	}
 	layout, err := fs.ReadFile(fsys, LayoutTemplate)
 	if err != nil {
 		return nil, []error{fmt.Errorf("template %s: %w", LayoutTemplate, err)}
 	}
 	pages := map[string]*template.Template{}
 	var errs []error
-	for _, name := range []string{IndexTemplate, PieceTemplate, TopicTemplate} {
+	for _, name := range pageTemplates {
 		text, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("template %s: %w", name, err))
 			continue
 		}
 		t := template.New(name)
+		if _, err := t.New(PartsTemplate).Parse(string(parts)); err != nil {
+			return nil, []error{err}
+		}
 		if _, err := t.New(LayoutTemplate).Parse(string(layout)); err != nil {
 			// The same layout error would repeat for every page: report it once.
 			return nil, []error{err}
@@ -135,44 +166,51 @@ func CheckTemplates(fsys fs.FS) []error {
 	s := &Site{
 		opts: Options{
 			Title: "Sample desk", BaseURL: "https://desk.example/", Language: "en",
-			SubscribeAction: "/subscribe", Cadences: defaultCadences(), Templates: fsys,
+			SubscribeAction: "/subscribe", Cadences: subscriber.Cadences(), Templates: fsys, PageSize: 1,
 		},
 		pages: pages,
 	}
 	s.base, _ = url.Parse(s.opts.BaseURL)
-	var out []error
-	if err := s.renderPooled(samplePieces(), nil, func(string, *bytes.Buffer) {}); err != nil {
-		out = append(out, err)
+	if err := s.Check(); err != nil {
+		return []error{err}
 	}
-	return out
+	return nil
 }
 
 // Check executes the site's templates against a sample set of pieces, so that
 // `publisher check` finds template mistakes that only show when rendering.
 func (s *Site) Check() error {
-	return s.renderPooled(samplePieces(), nil, func(string, *bytes.Buffer) {})
+	// Page size 1 gives the samples every kind of page, parts and links included.
+	c := *s
+	c.opts.PageSize = 1
+	return c.RenderTo(samplePieces(), func(f output.File) {})
 }
 
 func samplePieces() []content.Piece {
 	date := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
-	return []content.Piece{{
+	sample := content.Piece{
 		ID: "sample", Slug: "sample", Title: "Sample piece", File: "sample.md",
 		Authors: []content.Author{{Name: "A. Author", Role: "Analyst", URL: "https://desk.example/a"}},
 		Date:    date, Updated: date.AddDate(0, 0, 1), Summary: "A summary.", Lede: "A lede.",
 		Topics: []string{"Sample topic"}, Source: content.Source{Name: "The Source", URL: "https://source.example/"},
 		CanonicalURL: "https://source.example/sample", Image: "cover.png",
 		HTML: `<p>Body with <a href="other/">a link</a>.</p>`,
-	}}
+	}
+	older := sample
+	older.ID, older.Slug, older.File, older.Date = "older-sample", "older-sample", "older-sample.md", date.AddDate(0, -1, 0)
+	return []content.Piece{sample, older}
 }
 
-// Render returns index.html, pieces/<slug>/index.html for every piece and
-// topics/<slug>/index.html for every topic. Pieces that cannot get a page are
-// left out and named in the error; the files returned are complete for the rest.
-// They are in path order (pages are rendered concurrently).
+// Render returns every page of the archive for pieces. Pieces that cannot get a
+// page are left out and named in the error; the files returned are complete for
+// the rest. They are in path order (pages are rendered concurrently).
 func (s *Site) Render(pieces []content.Piece) ([]output.File, error) {
 	var files []output.File
-	err := s.renderPooled(pieces, nil, func(path string, buf *bytes.Buffer) {
-		files = append(files, output.File{Path: path, Data: buf.Bytes()})
+	err := s.RenderTo(pieces, func(f output.File) {
+		f.Data = bytes.Clone(f.Data)
+		f.Release()
+		f.Release = nil
+		files = append(files, f)
 	})
 	slices.SortFunc(files, func(a, b output.File) int { return strings.Compare(a.Path, b.Path) })
 	return files, err
@@ -182,79 +220,392 @@ func (s *Site) Render(pieces []content.Piece) ([]output.File, error) {
 // is produced, so a caller writing them never holds the whole archive. A file's
 // Data is lent: its buffer is reused once the file's Release is called.
 func (s *Site) RenderTo(pieces []content.Piece, emit func(output.File)) error {
-	var buffers sync.Pool
-	return s.renderPooled(pieces, &buffers, func(path string, buf *bytes.Buffer) {
-		emit(output.File{Path: path, Data: buf.Bytes(), Release: func() { buffers.Put(buf) }})
-	})
-}
-
-// listPage is the index or a topic page.
-type listPage struct {
-	tmpl, path string
-	data       *pageData
+	plan, err := s.Plan(pieces)
+	if err != nil {
+		return err
+	}
+	return errors.Join(plan.Problems(), plan.Render(func(Page) bool { return true }, emit))
 }
 
 // Templates of the layout that render a part of a page once for many pages.
 const (
 	EntryTemplate     = "site-piece-entry" // one piece in a list
 	FeedsHeadTemplate = "site-feeds-head"  // a page's feeds as autodiscovery links
-	FeedsFootTemplate = "site-feeds-foot"  // a page's feeds as footer links
+	FeedsFootTemplate = "site-feeds-foot"  // the site's feeds as footer links
 )
 
-// withFeeds sets data's Feeds and renders them for the head and the footer.
-func (s *Site) withFeeds(data *pageData, feeds []feedLink) (*pageData, error) {
-	data.Feeds = feeds
-	for _, part := range []struct {
-		name string
-		to   *template.HTML
-	}{{FeedsHeadTemplate, &data.FeedsHead}, {FeedsFootTemplate, &data.FeedsFoot}} {
-		t := s.pages[IndexTemplate].Lookup(part.name)
-		if t == nil {
-			continue
-		}
-		var b strings.Builder
-		if err := t.Execute(&b, feeds); err != nil {
-			return nil, fmt.Errorf("site: %s: %w", part.name, err)
-		}
-		*part.to = template.HTML(b.String())
+// part renders one of the layout's shared templates, or "" when the layout
+// does not define it.
+func (s *Site) part(name string, data any) (template.HTML, error) {
+	t := s.pages[IndexTemplate].Lookup(name)
+	if t == nil {
+		return "", nil
 	}
-	return data, nil
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return "", fmt.Errorf("site: %s: %w", name, err)
+	}
+	return template.HTML(b.String()), nil
 }
 
-// renderPieces fills views[i] for pieces[i] and renders its page and its list
-// entry, on every core: no page depends on another. A piece's own problems are
-// added to errs in page order; a template failure is returned, and stops the
-// rest (every page would fail alike). frame is the site's data with its own feeds, which every piece page shows.
-func (s *Site) renderPieces(pieces []content.Piece, views []pieceView, frame *pageData, exec func(tmpl, path string, data *pageData) error, errs *[]error) error {
-	entries := s.pages[IndexTemplate].Lookup(EntryTemplate)
-	pieceErr := make([]error, len(views))
-	err := forEach(len(views), func(i int) error {
-		v := &views[i]
-		*v = s.pieceView(&pieces[i])
-		v.body, pieceErr[i] = resolvedBody(v.piece, v.pageURL)
-		defer func() { v.body = "" }()
-		page := *frame
-		page.Title, page.Canonical, page.Description, page.Piece = v.Title, v.Canonical, v.Summary, v
-		if err := exec(PieceTemplate, feed.PieceDir(v.Slug)+"index.html", &page); err != nil {
-			return err
+// Page is one file of the archive.
+type Page struct {
+	Path string
+	// Key changes whenever the page's bytes would, for the same templates and
+	// settings: a build may keep a page whose key it rendered before.
+	Key string
+	// Piece is the piece a piece page shows, in the plan's own copy: its body
+	// must be there (Piece.HTML) when the page is rendered. Nil for lists.
+	Piece *content.Piece
+}
+
+// Plan is every page of the archive for a set of pieces, and what each page is
+// made from. Planning reads no piece's body and renders nothing but the parts
+// shared by many pages, so an incremental build plans the whole archive and
+// renders only the pages whose keys changed.
+type Plan struct {
+	s        *Site
+	sorted   []content.Piece
+	keys     []string     // sorted[i].Key()
+	views    []*pieceView // views[i] for sorted[i], made for the pages rendered
+	pages    []page
+	problems error
+}
+
+type page struct {
+	tmpl, path string
+	data       *pageData
+	piece      int   // the piece a piece page shows; -1 for lists
+	pieces     []int // the pieces a list shows, by index in sorted
+	key        string
+}
+
+// Problems names the pieces left out of the archive (a bad slug, no date).
+func (p *Plan) Problems() error { return p.problems }
+
+// Pages lists every page: the piece pages (newest piece first), then the lists.
+func (p *Plan) Pages() []Page {
+	out := make([]Page, len(p.pages))
+	for i, pg := range p.pages {
+		out[i] = Page{Path: pg.path, Key: pg.key}
+		if pg.piece >= 0 {
+			out[i].Piece = &p.sorted[pg.piece]
 		}
-		if entries == nil {
+	}
+	return out
+}
+
+// Plan works out every page of the archive for pieces. Its error is a template
+// that fails on the parts shared by many pages; pieces that cannot get a page
+// are named by Problems.
+func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
+	sorted, sortErr := feed.Newest(pieces)
+	p := &Plan{s: s, sorted: sorted, problems: sortErr, views: make([]*pieceView, len(sorted)), keys: make([]string, len(sorted))}
+	for i := range sorted {
+		p.keys[i] = sorted[i].Key()
+	}
+	topics := feed.Topics(sorted)
+	sd := s.siteData(topics)
+	siteFeeds := sd.FeedGroups[0].Links
+	head, err := s.part(FeedsHeadTemplate, siteFeeds)
+	if err != nil {
+		return nil, err
+	}
+	foot, err := s.part(FeedsFootTemplate, siteFeeds)
+	if err != nil {
+		return nil, err
+	}
+
+	// The piece pages: each depends on its piece and on a frame that is the
+	// same for all of them.
+	psd := pieceSite(sd)
+	siteFrame := frameKey(siteFeeds, nil)
+	frame := &pageData{Site: psd, Feeds: siteFeeds, FeedsHead: head, FeedsFoot: foot, frame: siteFrame}
+	pieceFrame := dataKey(PieceTemplate, "", frame, jsonKey(psd), nil)
+	for i := range sorted {
+		path := feed.PieceDir(sorted[i].Slug) + "index.html"
+		p.pages = append(p.pages, page{tmpl: PieceTemplate, path: path, data: frame, piece: i, key: hashOf(pieceFrame, path, p.keys[i])})
+	}
+
+	// The lists: the site's, then each topic's.
+	sdKey := jsonKey(sd)
+	all := make([]int, len(sorted))
+	for i := range all {
+		all[i] = i
+	}
+	front := &pageData{Site: sd, Canonical: sd.Home, Description: s.opts.Description, Feeds: siteFeeds, FeedsHead: head, Archive: sd.ArchiveURL, frame: siteFrame}
+	p.addArchive("", ArchiveDir, all, front, func(d *pageData) {
+		d.Feeds, d.FeedsHead, d.FeedsFoot, d.frame = siteFeeds, head, foot, siteFrame
+	}, sdKey)
+	months := &pageData{
+		Site: sd, Title: "Archive", Heading: "Archive", Canonical: sd.ArchiveURL,
+		Description: fmt.Sprintf("Every piece from %s, month by month", s.opts.Title),
+		Feeds:       siteFeeds, FeedsHead: head, FeedsFoot: foot, Archive: sd.ArchiveURL,
+		Years: front.Years, frame: siteFrame,
+	}
+	front.Years = nil // the front page links to the archive's index instead
+	p.addList(IndexTemplate, "index.html", front, all, sdKey)
+	p.addList(MonthsTemplate, ArchiveDir+"index.html", months, nil, sdKey)
+
+	slugs := map[string]string{} // topic name → slug, worked out once per name
+	byTopic := make(map[string][]int, len(topics))
+	for i := range sorted {
+		seen := ""
+		for _, name := range sorted[i].Topics {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			slug, ok := slugs[name]
+			if !ok {
+				slug = feed.TopicSlug(name)
+				slugs[name] = slug
+			}
+			if strings.Contains(seen, "\x00"+slug+"\x00") {
+				continue
+			}
+			seen += "\x00" + slug + "\x00"
+			byTopic[slug] = append(byTopic[slug], i)
+		}
+	}
+	for i, t := range topics {
+		group := &sd.FeedGroups[i+1]
+		feeds := append(append([]feedLink{}, group.Links...), siteFeeds...)
+		topicHead, err := s.part(FeedsHeadTemplate, feeds)
+		if err != nil {
+			return nil, err
+		}
+		dir := feed.TopicDir(t.Slug)
+		topicFrame := frameKey(feeds, group)
+		home := &pageData{
+			Site: sd, Title: t.Name, Canonical: group.Home,
+			Description: fmt.Sprintf("Pieces on %s from %s", t.Name, s.opts.Title),
+			Topic:       group, Feeds: feeds, FeedsHead: topicHead, FeedsFoot: foot, Archive: group.Home, frame: topicFrame,
+		}
+		on := byTopic[t.Slug]
+		p.addArchive(t.Name+": ", dir, on, home, func(d *pageData) {
+			d.Topic, d.Feeds, d.FeedsHead, d.FeedsFoot, d.frame = group, feeds, topicHead, foot, topicFrame
+		}, sdKey)
+		p.addList(TopicTemplate, dir+"index.html", home, on, sdKey)
+	}
+	return p, nil
+}
+
+// addList adds a list page showing the newest PageSize of pieces (indexes in
+// sorted, newest first).
+func (p *Plan) addList(tmpl, path string, data *pageData, pieces []int, sdKey string) {
+	shown := pieces[:min(len(pieces), p.s.opts.PageSize)]
+	p.pages = append(p.pages, page{tmpl: tmpl, path: path, data: data, piece: -1, pieces: shown, key: dataKey(tmpl, path, data, sdKey, p.keysOf(shown))})
+}
+
+// addArchive adds the month pages of one archive (the site's when prefix is
+// empty, else a topic's) rooted at folder dir, for pieces (newest first), and
+// links them in a run from the oldest to end, the page that lists the newest
+// pieces (the front page or the topic's page): end.Prev becomes the newest
+// archive page and end.Years the archive's months. frame fills each page's
+// feeds.
+func (p *Plan) addArchive(prefix, dir string, pieces []int, end *pageData, frame func(*pageData), sdKey string) {
+	parts := archiveParts(p.sorted, pieces, p.s.opts.PageSize)
+	root := feed.Resolve(p.s.base, dir)
+	urls := make([]string, len(parts))
+	for i := range parts {
+		urls[i] = feed.Resolve(p.s.base, archivePath(dir, &parts[i]))
+	}
+	for i := range parts {
+		part := &parts[i]
+		d := &pageData{
+			Site: end.Site, Title: prefix + part.title(), Heading: prefix + part.title(), Canonical: urls[i],
+			Description: fmt.Sprintf("%sPieces published in %s on %s", prefix, part.month.name(), p.s.opts.Title),
+			Archive:     end.Archive,
+		}
+		frame(d)
+		if i > 0 {
+			d.Prev = &navLink{URL: urls[i-1], Title: prefix + parts[i-1].title()}
+		}
+		if i+1 < len(parts) {
+			d.Next = &navLink{URL: urls[i+1], Title: prefix + parts[i+1].title()}
+		} else {
+			d.Next = &navLink{URL: end.Canonical, Title: prefix + "Latest pieces"}
+		}
+		path := archivePath(dir, part) + "index.html"
+		p.pages = append(p.pages, page{tmpl: ArchiveTemplate, path: path, data: d, piece: -1, pieces: part.pieces, key: dataKey(ArchiveTemplate, path, d, sdKey, p.keysOf(part.pieces))})
+	}
+	if n := len(parts); n > 0 {
+		end.Prev = &navLink{URL: urls[n-1], Title: prefix + parts[n-1].title()}
+	}
+	end.Years = yearsOf(parts, root)
+}
+
+func (p *Plan) viewsOf(indexes []int) []*pieceView {
+	out := make([]*pieceView, len(indexes))
+	for k, i := range indexes {
+		out[k] = p.views[i]
+	}
+	return out
+}
+
+func (p *Plan) keysOf(indexes []int) []string {
+	out := make([]string, len(indexes))
+	for k, i := range indexes {
+		out[k] = p.keys[i]
+	}
+	return out
+}
+
+// dataKey hashes what a page is made of: its template and path, its data as
+// JSON (every field but the site, keyed apart as sdKey, and the pieces, keyed by
+// pieceKeys). Two pages with equal keys are the same bytes.
+func dataKey(tmpl, path string, d *pageData, sdKey string, pieceKeys []string) string {
+	data, err := json.Marshal(d)
+	if err != nil {
+		// Only unencodable values fail, and pageData has none; a key that
+		// never matches makes the page render every time.
+		return "unkeyed " + err.Error()
+	}
+	return hashOf(append([]string{tmpl, path, sdKey, d.frame, string(data)}, pieceKeys...)...)
+}
+
+// frameKey keys the fields many pages share, which dataKey leaves to it.
+func frameKey(feeds []feedLink, topic *feedGroup) string {
+	return jsonKey(struct {
+		Feeds []feedLink
+		Topic *feedGroup
+	}{feeds, topic})
+}
+
+func jsonKey(v any) string {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return "unkeyed " + err.Error()
+	}
+	return hashOf(string(data))
+}
+
+// hashOf hashes parts; 128 bits are plenty for a key, and the keys of every
+// page are kept between builds.
+func hashOf(parts ...string) string {
+	n := 0
+	for _, s := range parts {
+		n += len(s) + 12
+	}
+	buf := make([]byte, 0, n)
+	for _, s := range parts {
+		buf = append(strconv.AppendInt(buf, int64(len(s)), 10), ':')
+		buf = append(buf, s...)
+	}
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:16])
+}
+
+// Render renders the pages of the plan that want chooses, and hands each to
+// emit as it is produced, in a buffer it lends (see RenderTo). A template
+// failure stops rendering (every page would fail alike); a piece whose links
+// cannot be resolved still gets its page and is named in the error.
+func (p *Plan) Render(want func(Page) bool, emit func(output.File)) error {
+	var pieces, lists []int // indexes in p.pages
+	needView := make([]bool, len(p.views))
+	needEntry := make([]bool, len(p.views))
+	all := p.Pages()
+	for i := range p.pages {
+		if !want(all[i]) {
+			continue
+		}
+		pg := &p.pages[i]
+		if pg.piece >= 0 {
+			pieces = append(pieces, i)
+			needView[pg.piece] = true
+			continue
+		}
+		lists = append(lists, i)
+		for _, i := range pg.pieces {
+			needView[i], needEntry[i] = true, true
+		}
+	}
+	var views []int
+	for i, need := range needView {
+		if need {
+			views = append(views, i)
+		}
+	}
+	_ = forEach(len(views), func(k int) error {
+		i := views[k]
+		v := p.s.pieceView(&p.sorted[i], i)
+		p.views[i] = &v
+		return nil
+	})
+
+	var buffers sync.Pool
+	// emit is called from one goroutine at a time, though pages are rendered
+	// on several.
+	var emitMu sync.Mutex
+	exec := func(tmpl, path string, data *pageData) error {
+		buf, _ := buffers.Get().(*bytes.Buffer) // nil while the pool is empty
+		if buf == nil {
+			buf = new(bytes.Buffer)
+		}
+		buf.Reset()
+		// Room for the frame (about 8 KB with the stylesheet) and the content,
+		// so that the buffer is not regrown several times per page.
+		size := 10 << 10
+		if data.Piece != nil {
+			size += len(data.Piece.body) + len(data.Piece.Summary)
+		}
+		buf.Grow(size + len(data.Pieces)*1024)
+		if err := p.s.pages[tmpl].ExecuteTemplate(buf, "site-layout", data); err != nil {
+			return fmt.Errorf("site: %s: %w", path, err)
+		}
+		emitMu.Lock()
+		defer emitMu.Unlock()
+		emit(output.File{Path: path, Data: buf.Bytes(), Release: func() { buffers.Put(buf) }})
+		return nil
+	}
+	entries := p.s.pages[IndexTemplate].Lookup(EntryTemplate)
+	entry := func(i int) error {
+		if entries == nil || !needEntry[i] {
 			return nil
 		}
+		v := p.views[i]
 		var b strings.Builder
 		b.Grow(1024)
 		if err := entries.Execute(&b, v); err != nil {
 			return fmt.Errorf("site: %s for %s: %w", EntryTemplate, v.piece.File, err)
 		}
 		v.Entry = template.HTML(b.String())
+		needEntry[i] = false
 		return nil
-	})
-	for _, e := range pieceErr {
-		if e != nil {
-			*errs = append(*errs, e)
-		}
 	}
-	return err
+
+	// The piece pages first, each with its entry while its view is at hand;
+	// the lists then take the entries.
+	pieceErr := make([]error, len(pieces))
+	err := forEach(len(pieces), func(k int) error {
+		pg := &p.pages[pieces[k]]
+		v := p.views[pg.piece]
+		v.body, pieceErr[k] = resolvedBody(v.piece, v.pageURL)
+		defer func() { v.body = "" }()
+		page := *pg.data
+		page.Title, page.Canonical, page.Description, page.Piece = v.Title, v.Canonical, v.Summary, v
+		if err := exec(pg.tmpl, pg.path, &page); err != nil {
+			return err
+		}
+		return entry(pg.piece)
+	})
+	errs := append([]error{err}, pieceErr...)
+	if err != nil {
+		return errors.Join(errs...)
+	}
+	if err := forEach(len(views), func(k int) error { return entry(views[k]) }); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if err := forEach(len(lists), func(k int) error {
+		pg := &p.pages[lists[k]]
+		data := *pg.data
+		data.Pieces = p.viewsOf(pg.pieces)
+		return exec(pg.tmpl, pg.path, &data)
+	}); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	return errors.Join(errs...)
 }
 
 // forEach runs work(0) … work(n-1) on every core. The first error is
@@ -298,86 +649,4 @@ func safely(i int, work func(i int) error) (err error) {
 		}
 	}()
 	return work(i)
-}
-
-// renderPooled renders every page and hands each to emit, in a buffer taken
-// from buffers when it is set (a page is 7-15 KB: 10,000 of them were a fifth
-// of a build's allocations). A template failure stops rendering (every page
-// would fail alike); a piece problem only leaves that piece out.
-func (s *Site) renderPooled(pieces []content.Piece, buffers *sync.Pool, emit func(path string, buf *bytes.Buffer)) error {
-	sorted, sortErr := feed.Newest(pieces)
-	errs := []error{sortErr}
-	topics := feed.Topics(sorted)
-	sd := s.siteData(topics)
-
-	views := make([]pieceView, len(sorted))
-
-	// emit is called from one goroutine at a time, though pages are rendered
-	// on several.
-	var emitMu sync.Mutex
-	exec := func(tmpl, path string, data *pageData) error {
-		var buf *bytes.Buffer
-		if buffers != nil {
-			buf, _ = buffers.Get().(*bytes.Buffer) // nil while the pool is empty
-		}
-		if buf == nil {
-			buf = new(bytes.Buffer)
-		}
-		buf.Reset()
-		// Room for the frame (about 6 KB with the stylesheet) and the content,
-		// so that the buffer is not regrown several times per page.
-		size := 8 << 10
-		if data.Piece != nil {
-			size += len(data.Piece.body) + len(data.Piece.Summary)
-		}
-		buf.Grow(size + len(data.Pieces)*512)
-		if err := s.pages[tmpl].ExecuteTemplate(buf, "site-layout", data); err != nil {
-			return fmt.Errorf("site: %s: %w", path, err)
-		}
-		emitMu.Lock()
-		defer emitMu.Unlock()
-		emit(path, buf)
-		return nil
-	}
-
-	// The site's own feeds, on the piece pages and the front page.
-	frame, err := s.withFeeds(&pageData{Site: sd}, sd.FeedGroups[0].Links)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	// The list pages come last: they take the entries the piece pages left.
-	if err := s.renderPieces(sorted, views, frame, exec, &errs); err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	listed := views
-	if s.opts.IndexItems > 0 && len(listed) > s.opts.IndexItems {
-		listed = listed[:s.opts.IndexItems]
-	}
-	index := *frame
-	index.Canonical, index.Description, index.Pieces = sd.Home, s.opts.Description, listed
-	lists := []listPage{{IndexTemplate, "index.html", &index}}
-	// Each view knows its topics' slugs: one pass sorts the views into topics.
-	byTopic := make(map[string][]pieceView, len(topics))
-	for i := range views {
-		for _, t := range views[i].Topics {
-			byTopic[t.slug] = append(byTopic[t.slug], views[i])
-		}
-	}
-	for i, t := range topics {
-		group := &sd.FeedGroups[i+1]
-		on := byTopic[t.Slug]
-		page, err := s.withFeeds(&pageData{
-			Site: sd, Title: t.Name, Canonical: group.Home,
-			Description: fmt.Sprintf("Pieces on %s from %s", t.Name, s.opts.Title),
-			Topic:       group, Pieces: on,
-		}, append(append([]feedLink{}, group.Links...), sd.FeedGroups[0].Links...))
-		if err != nil {
-			return errors.Join(append(errs, err)...)
-		}
-		lists = append(lists, listPage{TopicTemplate, feed.TopicDir(t.Slug) + "index.html", page})
-	}
-	if err := forEach(len(lists), func(i int) error { return exec(lists[i].tmpl, lists[i].path, lists[i].data) }); err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	return errors.Join(errs...)
 }

@@ -14,6 +14,7 @@ import (
 
 	"publisher/internal/content"
 	"publisher/internal/output"
+	"publisher/internal/subscriber"
 	"publisher/templates"
 )
 
@@ -131,7 +132,12 @@ func TestPages(t *testing.T) {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
-	want := []string{"index.html", "pieces/newer/index.html", "pieces/older/index.html", "topics/energy-policy/index.html", "topics/eu/index.html"}
+	want := []string{
+		"archive/2024/04/index.html", "archive/index.html", "index.html",
+		"pieces/newer/index.html", "pieces/older/index.html",
+		"topics/energy-policy/2024/04/index.html", "topics/energy-policy/index.html",
+		"topics/eu/2024/04/index.html", "topics/eu/index.html",
+	}
 	if !slices.Equal(paths, want) {
 		t.Fatalf("pages %q, want %q", paths, want)
 	}
@@ -278,6 +284,11 @@ func TestSignUpForm(t *testing.T) {
 	if !slices.Equal(options, []string{"immediate", "daily", "weekly*"}) {
 		t.Errorf("cadence options %q", options)
 	}
+	for _, o := range find(selects[0], "option") {
+		if got, want := text(o), subscriber.CadenceLabel(attr(o, "value")); got != want {
+			t.Errorf("option %q reads %q, want %q, as on the preferences page", attr(o, "value"), got, want)
+		}
+	}
 	buttons := find(f, "button")
 	if len(buttons) != 1 || attr(buttons[0], "type") != "submit" {
 		t.Error("no submit button")
@@ -406,8 +417,8 @@ func TestBadPieceLeftOut(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bad.md") {
 		t.Fatalf("error %v should name bad.md", err)
 	}
-	if len(files) != 5 {
-		t.Errorf("%d pages, want the 5 of the good pieces", len(files))
+	if len(files) != 9 {
+		t.Errorf("%d pages, want the 9 of the good pieces", len(files))
 	}
 }
 
@@ -456,7 +467,7 @@ func TestTemplateProblemsNameFileAndLine(t *testing.T) {
 
 	// An override of the layout is used.
 	dir = t.TempDir()
-	writeTemplate(t, dir, LayoutTemplate, `{{define "site-layout"}}<!DOCTYPE html><html lang="{{.Site.Language}}"><title>custom</title>{{template "site-main" .}}</html>{{end}}{{define "site-piece-list"}}{{end}}{{define "site-authors"}}{{end}}`)
+	writeTemplate(t, dir, LayoutTemplate, `{{define "site-layout"}}<!DOCTYPE html><html lang="{{.Site.Language}}"><title>custom</title>{{template "site-main" .}}</html>{{end}}{{define "site-piece-list"}}{{end}}`)
 	files, err := newSite(t, func(o *Options) { o.Templates = templates.FS(dir) }).Render(fixture())
 	if err != nil || !bytes.Contains(files[0].Data, []byte("<title>custom</title>")) {
 		t.Errorf("override layout not used: %v", err)
@@ -468,33 +479,35 @@ func TestTemplateProblemsNameFileAndLine(t *testing.T) {
 // rendered once per set of feeds; a layout that defines none of these and
 // uses the fields itself (as layouts did before) still works.
 func TestPartsRenderedOnceOverrides(t *testing.T) {
-	layout, err := fs.ReadFile(templates.FS(""), LayoutTemplate)
+	parts, err := fs.ReadFile(templates.FS(""), PartsTemplate)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	custom := strings.Replace(string(layout), `<h2><a href="{{.URL}}">{{.Title}}</a></h2>`, `<h2 class="mine"><a href="{{.URL}}">{{.Title}}</a></h2>`, 1)
-	custom = strings.Replace(custom, `<a href="{{$f.URL}}" type="{{$f.Type}}">`, `<a class="mine" href="{{$f.URL}}" type="{{$f.Type}}">`, 1)
+	custom := strings.Replace(string(parts), `<h2><a href="{{.URL}}">{{.Title}}</a></h2>`, `<h2 class="mine"><a href="{{.URL}}">{{.Title}}</a></h2>`, 1)
+	custom = strings.Replace(custom, `<a href="{{$f.URL}}" type="{{$f.Type}}">{{$f.Label}}</a>`, `<a class="mine" href="{{$f.URL}}" type="{{$f.Type}}">{{$f.Label}}</a>`, 1)
 	if strings.Count(custom, `class="mine"`) != 2 {
-		t.Fatal("the entry's heading or the footer's feed link is not in the layout any more")
+		t.Fatal("the entry's heading or the footer's feed link is not in the parts any more")
 	}
-	writeTemplate(t, dir, LayoutTemplate, custom)
+	writeTemplate(t, dir, PartsTemplate, custom)
 	s := newSite(t, func(o *Options) { o.Templates = templates.FS(dir) })
 	pages := renderPages(t, s)
-	for _, page := range []string{"index.html", "topics/eu/index.html"} {
+	for _, page := range []string{"index.html", "topics/eu/index.html", "archive/2024/04/index.html"} {
 		heads := find(find(pages[page], "ol")[0], "h2")
-		if len(heads) == 0 || attr(heads[0], "class") != "mine" || !strings.HasPrefix(text(heads[0]), hostile) {
+		if len(heads) == 0 || attr(heads[0], "class") != "mine" {
 			t.Errorf("%s does not list the overridden entry", page)
 		}
 	}
-	for page, want := range map[string]int{"index.html": 3, "pieces/older/index.html": 3, "topics/eu/index.html": 6} {
+	// The footer names the site's own feeds, on every page but the front
+	// page, whose body lists every feed.
+	for page, want := range map[string]int{"index.html": 0, "pieces/older/index.html": 3, "topics/eu/index.html": 3, "archive/index.html": 3} {
 		var links []string
 		for _, a := range find(find(pages[page], "footer")[0], "a") {
 			if attr(a, "class") == "mine" {
 				links = append(links, attr(a, "href"))
 			}
 		}
-		if len(links) != want || !slices.Contains(links, base+"feed.xml") {
+		if len(links) != want || want > 0 && !slices.Contains(links, base+"feed.xml") {
 			t.Errorf("%s: footer feed links %q, want %d from the overridden template", page, links, want)
 		}
 	}
@@ -502,7 +515,7 @@ func TestPartsRenderedOnceOverrides(t *testing.T) {
 	dir = t.TempDir()
 	writeTemplate(t, dir, LayoutTemplate, `{{define "site-layout"}}<!DOCTYPE html><html lang="{{.Site.Language}}"><title>t</title>`+
 		`{{range .Feeds}}<link rel="alternate" href="{{.URL}}">{{end}}{{template "site-main" .}}</html>{{end}}`+
-		`{{define "site-piece-list"}}<ol>{{range .}}<li><a href="{{.URL}}">{{.Title}}</a></li>{{end}}</ol>{{end}}{{define "site-authors"}}{{end}}`)
+		`{{define "site-piece-list"}}<ol>{{range .}}<li><a href="{{.URL}}">{{.Title}}</a></li>{{end}}</ol>{{end}}`)
 	pages = renderPages(t, newSite(t, func(o *Options) { o.Templates = templates.FS(dir) }))
 	items := find(find(pages["index.html"], "ol")[0], "li")
 	if len(items) != 2 || text(items[1]) != "Older piece" || attr(find(items[1], "a")[0], "href") != base+"pieces/older/" {

@@ -14,6 +14,23 @@ const (
 	Weekly    = valid.Weekly
 )
 
+// Cadences lists the cadences in the order forms offer them.
+func Cadences() []string { return []string{Immediate, Daily, Weekly} }
+
+// CadenceLabel is how every form (the archive's sign-up form, the
+// preferences page) words a cadence, so a reader meets one wording.
+func CadenceLabel(c string) string {
+	switch c {
+	case Immediate:
+		return "With every new piece"
+	case Daily:
+		return "Once a day"
+	case Weekly:
+		return "Once a week"
+	}
+	return c
+}
+
 // Row is one subscriber as read from a file.
 type Row struct {
 	// Email is the bare address, lower-cased.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"publisher/internal/browsertest"
 	"publisher/internal/content"
 	"publisher/internal/site"
 	"publisher/internal/store"
@@ -18,19 +19,7 @@ import (
 
 // chromiumPath is Debian's chromium; the project's test script installs it.
 // The test fails, never skips, when it is missing.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("chromium not found: install Debian's chromium package (apt-get install -y chromium) or set CHROMIUM")
-	return ""
-}
+func chromiumPath(t *testing.T) string { return browsertest.Path(t) }
 
 // render loads url in headless Chromium and returns the DOM after parsing and
 // what the browser logged (console messages, CSP refusals). It also takes a

@@ -59,6 +59,10 @@ func TestSubscribeConfirmRoundTrip(t *testing.T) {
 	if !strings.Contains(htmlPart, html.EscapeString(link)) && !strings.Contains(htmlPart, link) {
 		t.Fatalf("HTML part lacks the link")
 	}
+	// "the The Eastern Desk digest" read badly: the site is named as itself.
+	if !strings.Contains(strings.Join(strings.Fields(text), " "), "asked to receive digests from Desk Notes at this address") || !strings.Contains(htmlPart, "asked to receive digests from Desk Notes at this address") {
+		t.Fatalf("the confirmation does not name the site as itself:\n%s", text)
+	}
 	if !strings.Contains(text, "Ala Reader") || !strings.Contains(text, "2 days") {
 		t.Fatalf("text part not personalised:\n%s", text)
 	}

@@ -26,6 +26,7 @@ import (
 
 	"publisher/internal/mail"
 	"publisher/internal/store"
+	"publisher/internal/subscriber"
 	"publisher/internal/token"
 	"publisher/internal/valid"
 )
@@ -87,12 +88,15 @@ type Options struct {
 	Webhooks http.Handler
 }
 
-// Cadences a subscriber may choose, in the order the form shows them.
-var cadenceLabels = []struct{ Value, Label string }{
-	{"immediate", "With every new piece"},
-	{"daily", "Once a day"},
-	{"weekly", "Once a week"},
-}
+// Cadences a subscriber may choose, in the order the form shows them, worded
+// as the archive's sign-up form words them.
+var cadenceLabels = func() []struct{ Value, Label string } {
+	var out []struct{ Value, Label string }
+	for _, c := range subscriber.Cadences() {
+		out = append(out, struct{ Value, Label string }{c, subscriber.CadenceLabel(c)})
+	}
+	return out
+}()
 
 // Server answers every HTTP request of the daemon.
 type Server struct {
@@ -202,8 +206,14 @@ func New(opts Options) (*Server, error) {
 // process's settings (see Options.OutputPending).
 func (s *Server) OutputBuilt() { s.built.Store(true) }
 
-// parsePages parses web-layout.html.tmpl with each page's own file.
+// parsePages parses each page's own file with web-layout.html.tmpl and the
+// archive's frame (site-layout.html.tmpl), whose blocks web-layout fills: the
+// daemon's pages look like the rest of the site.
 func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
+	frame, err := fs.ReadFile(fsys, "site-layout.html.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("web: template site-layout.html.tmpl: %w", err)
+	}
 	layout, err := fs.ReadFile(fsys, "web-layout.html.tmpl")
 	if err != nil {
 		return nil, fmt.Errorf("web: template web-layout.html.tmpl: %w", err)
@@ -215,7 +225,10 @@ func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", file, err)
 		}
-		t, err := template.New(file).Option("missingkey=error").Parse(string(layout))
+		t, err := template.New(file).Option("missingkey=error").Parse(string(frame))
+		if err == nil {
+			_, err = t.Parse(string(layout))
+		}
 		if err == nil {
 			_, err = t.Parse(string(body))
 		}
@@ -239,13 +252,14 @@ func CheckTemplates(fsys fs.FS) []error {
 	}
 	var errs []error
 	page := pageData{
+		Site:      frameSite{Title: "Sample desk", Language: "en", Home: "https://desk.example/", ArchiveURL: "https://desk.example/archive/"},
 		SiteTitle: "Sample desk", HomeURL: "https://desk.example/", Heading: "Heading", Message: "A message.",
 		Problems: []string{"A problem."}, Email: "reader@example.org", Token: "token", ConfirmTTL: "2 days", Saved: true,
 		TopicChoices:   []topicChoice{{Name: "energy", Checked: true}, {Name: "security"}},
 		CadenceChoices: []cadenceChoice{{Value: "daily", Label: "Once a day", Selected: true}},
 	}
 	for _, name := range pageNames {
-		if err := pages[name].ExecuteTemplate(io.Discard, "layout", page); err != nil {
+		if err := pages[name].ExecuteTemplate(io.Discard, "site-layout", page); err != nil {
 			errs = append(errs, fmt.Errorf("web: %w", err))
 		}
 	}
@@ -350,6 +364,8 @@ func tokenPageHeaders(w http.ResponseWriter) {
 
 // pageData is what every web-*.html.tmpl page sees.
 type pageData struct {
+	// Site is what the archive's frame shows of the site.
+	Site           frameSite
 	SiteTitle      string
 	HomeURL        string
 	Heading        string
@@ -373,15 +389,23 @@ type cadenceChoice struct {
 	Selected     bool
 }
 
+// frameSite is the part of the archive's page data its frame reads.
+type frameSite struct {
+	Title, Language, Home, Description, ArchiveURL string
+}
+
 func (s *Server) newPage() pageData {
-	return pageData{SiteTitle: s.opts.SiteTitle, HomeURL: s.opts.BaseURL, ConfirmTTL: humanDuration(s.opts.ConfirmTTL)}
+	return pageData{
+		Site:      frameSite{Title: s.opts.SiteTitle, Language: "en", Home: s.opts.BaseURL, ArchiveURL: s.opts.BaseURL + "archive/"},
+		SiteTitle: s.opts.SiteTitle, HomeURL: s.opts.BaseURL, ConfirmTTL: humanDuration(s.opts.ConfirmTTL),
+	}
 }
 
 // render writes a page; the whole page is built first so a template error
 // becomes a clean 500, never half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) {
 	var buf bytes.Buffer
-	if err := s.pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {
+	if err := s.pages[name].ExecuteTemplate(&buf, "site-layout", data); err != nil {
 		s.logger.Error("render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

@@ -1,0 +1,364 @@
+package cycle
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"publisher/internal/config"
+	"publisher/templates"
+)
+
+// tree is every file under dir: bytes and modification times.
+type tree struct {
+	data  map[string][]byte
+	mtime map[string]time.Time
+}
+
+func readTree(t *testing.T, dir string) tree {
+	t.Helper()
+	tr := tree{data: map[string][]byte{}, mtime: map[string]time.Time{}}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		tr.data[rel], tr.mtime[rel] = b, info.ModTime()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// build runs publisher build with cfg (the bench's store and clock).
+func (b *bench) build(cfg *config.Config) *Summary {
+	b.t.Helper()
+	r, err := New(Deps{Config: cfg, Store: b.store, Templates: templates.Embedded(), Now: func() time.Time { return b.now }, Logger: b.log})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	sum, err := r.Run(context.Background(), Options{BuildOnly: true})
+	if err != nil {
+		b.t.Fatalf("build: %v", err)
+	}
+	return sum
+}
+
+// fullBuild builds the bench's content from scratch into a folder of its own,
+// with the same store (so the same first-seen times), and returns the tree.
+func (b *bench) fullBuild() tree {
+	b.t.Helper()
+	cfg := *b.cfg
+	cfg.Output.Dir = b.t.TempDir()
+	cfg.Data.Dir = b.t.TempDir()
+	if sum := b.build(&cfg); sum.Output.Kept != 0 {
+		b.t.Fatalf("a build without an index kept %d files", sum.Output.Kept)
+	}
+	return readTree(b.t, cfg.Output.Dir)
+}
+
+// ageSince sets the mtime of every content file modified after since to ago
+// before now, as age does for all of them.
+func (b *bench) ageSince(since time.Time, ago time.Duration) {
+	b.t.Helper()
+	at := time.Now().Add(-ago)
+	err := filepath.WalkDir(b.cfg.Content.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil || !info.ModTime().After(since) {
+			return err
+		}
+		return os.Chtimes(p, at, at)
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// sameTrees compares two output trees byte for byte.
+func sameTrees(t *testing.T, step string, got, want tree) {
+	t.Helper()
+	for p, w := range want.data {
+		g, ok := got.data[p]
+		switch {
+		case !ok:
+			t.Errorf("%s: %s is missing from the incremental build", step, p)
+		case !bytes.Equal(g, w):
+			t.Errorf("%s: %s differs from a full build's", step, p)
+		}
+	}
+	for p := range got.data {
+		if _, ok := want.data[p]; !ok {
+			t.Errorf("%s: %s is in the incremental build only", step, p)
+		}
+	}
+}
+
+// changedFiles lists the files whose bytes or mtimes differ between two trees,
+// and those added or removed.
+func changedFiles(before, after tree) (rewritten, added, removed []string) {
+	for p, data := range after.data {
+		old, ok := before.data[p]
+		switch {
+		case !ok:
+			added = append(added, p)
+		case !bytes.Equal(old, data) || !before.mtime[p].Equal(after.mtime[p]):
+			rewritten = append(rewritten, p)
+		}
+	}
+	for p := range before.data {
+		if _, ok := after.data[p]; !ok {
+			removed = append(removed, p)
+		}
+	}
+	slices.Sort(rewritten)
+	slices.Sort(added)
+	slices.Sort(removed)
+	return
+}
+
+func TestIncrementalBuildEqualsAFullBuild(t *testing.T) {
+	b := newBench(t, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	b.cfg.Site.PageSize = 3
+	b.cfg.Feed.Items = 4
+	topics := []string{"Energy", "Security", "Economy"}
+	for i := range 24 {
+		date := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC).AddDate(0, 0, -4*i).Format(time.DateOnly)
+		if i%2 == 1 {
+			// Plain text with a sidecar giving the date and topic.
+			b.write(fmt.Sprintf("content/desk/t%02d.txt", i), fmt.Sprintf("Ana Babić\nPlain piece %d, its first paragraph.\nIts second.\n", i))
+			b.write(fmt.Sprintf("content/desk/t%02d.yaml", i), fmt.Sprintf("title: Plain %d\ndate: %s\ntopics: [%s]\n", i, date, topics[i%3]))
+			continue
+		}
+		b.piece(fmt.Sprintf("m%02d", i), fmt.Sprintf("Markdown %d", i), date, topics[i%3])
+	}
+	b.piece("undated", "Undated piece", "", "Energy")
+	b.write("content/charted.md", "---\ntitle: Charted\ndate: 2026-10-02\ntopics: [Economy]\n---\n\n![chart](chart.svg)\n")
+	b.write("content/chart.svg", `<svg xmlns="http://www.w3.org/2000/svg"><rect width="2" height="1"/></svg>`)
+	b.age(time.Hour)
+	var logged bytes.Buffer
+	b.log = slog.New(slog.NewJSONHandler(&logged, nil))
+	// parsed is how many piece files the build logged since the last Reset read.
+	parsed := func() int {
+		var line struct {
+			Msg    string
+			Parsed int `json:"files_parsed"`
+		}
+		for _, l := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
+			if err := json.Unmarshal([]byte(l), &line); err == nil && line.Msg == "built feeds and archive" {
+				logged.Reset()
+				return line.Parsed
+			}
+		}
+		t.Fatalf("no build in the log:\n%s", logged.String())
+		return 0
+	}
+
+	if sum := b.build(b.cfg); sum.Output.Kept != 0 || sum.Output.Written == 0 {
+		t.Fatalf("first build: %+v", sum.Output)
+	}
+	sameTrees(t, "first build", readTree(t, b.cfg.Output.Dir), b.fullBuild())
+	if _, err := os.Stat(filepath.Join(b.cfg.Output.Dir, "pieces/charted/chart.svg")); err != nil {
+		t.Fatalf("the piece's image was not published beside its page: %v", err)
+	}
+
+	steps := []struct {
+		name   string
+		change func()
+		// want, when set, is every file the step may write or add (beyond these
+		// only feeds and OPML may change).
+		want []string
+	}{
+		// November has 6 pieces, in 2 pages of 3: the new one starts a third,
+		// and the second's rel="next" now leads to it.
+		{"a new piece, the newest", func() {
+			b.piece("fresh", "Fresh piece", "", "Security")
+		}, []string{
+			"pieces/fresh/index.html", "index.html", "archive/index.html",
+			"archive/2026/11/2/index.html", "archive/2026/11/3/index.html",
+			"topics/security/index.html", "topics/security/2026/11/index.html",
+		}},
+		{"a title edited", func() {
+			b.piece("m10", "Markdown 10, revised", "2026-10-01", "Economy")
+		}, nil},
+		{"a sidecar edited", func() {
+			b.write("content/desk/t03.yaml", "title: Plain 3, renamed\ndate: 2026-11-08\ntopics: [Economy, Energy]\n")
+		}, nil},
+		{"back-dated into an older month", func() {
+			b.piece("m02", "Markdown 2", "2026-08-15", "Economy")
+		}, nil},
+		{"a piece removed", func() {
+			if err := os.Remove(filepath.Join(b.cfg.Content.Dir, "m04.md")); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"a new topic", func() {
+			b.piece("trade", "On trade", "2026-11-25", "Trade")
+		}, nil},
+		{"the image changed", func() {
+			b.write("content/chart.svg", `<svg xmlns="http://www.w3.org/2000/svg"><rect width="3" height="1"/></svg>`)
+		}, []string{"pieces/charted/chart.svg"}},
+		{"a file written a moment ago (racy mtime)", func() {
+			b.piece("racy", "Racy piece", "2026-11-24", "Energy")
+		}, nil},
+	}
+	for _, step := range steps {
+		before := readTree(t, b.cfg.Output.Dir)
+		start := time.Now().Add(-time.Second)
+		step.change()
+		if !strings.Contains(step.name, "racy") {
+			// Only the files the step wrote are aged: every other one keeps
+			// its stats, and the build reads it from its index.
+			b.ageSince(start, 30*time.Minute)
+		}
+		b.now = b.now.Add(time.Hour)
+		logged.Reset()
+		sum := b.build(b.cfg)
+		if sum.Output.Kept == 0 {
+			t.Errorf("%s: the build kept nothing: %+v", step.name, sum.Output)
+		}
+		if n := parsed(); n > 1 {
+			t.Errorf("%s: the build read %d piece files, want the one that changed", step.name, n)
+		}
+		after := readTree(t, b.cfg.Output.Dir)
+		sameTrees(t, step.name, after, b.fullBuild())
+		rewritten, added, removed := changedFiles(before, after)
+		written := append(append([]string{}, rewritten...), added...)
+		// A file rewritten with the same bytes would show here too.
+		for _, p := range rewritten {
+			if bytes.Equal(before.data[p], after.data[p]) {
+				t.Errorf("%s: %s rewritten with the same bytes", step.name, p)
+			}
+		}
+		if step.want != nil {
+			var extra []string
+			for _, p := range written {
+				if !slices.Contains(step.want, p) && !strings.HasSuffix(p, ".xml") && !strings.HasSuffix(p, ".json") &&
+					!strings.HasSuffix(p, ".opml") && p != ".publisher-manifest" {
+					extra = append(extra, p)
+				}
+			}
+			if len(extra) > 0 || len(removed) > 0 {
+				t.Errorf("%s: also wrote %q, removed %q", step.name, extra, removed)
+			}
+			for _, p := range step.want {
+				if !slices.Contains(written, p) {
+					t.Errorf("%s: %s was not written", step.name, p)
+				}
+			}
+		}
+		if step.name == "a piece removed" && !slices.Contains(removed, "pieces/m04/index.html") {
+			t.Errorf("%s: the removed piece's page is still there (removed %q)", step.name, removed)
+		}
+	}
+
+	// The output touched by hand: the build renders everything again (and
+	// still writes only what differs).
+	if err := os.Remove(filepath.Join(b.cfg.Output.Dir, "pieces/m06/index.html")); err != nil {
+		t.Fatal(err)
+	}
+	b.now = b.now.Add(time.Hour)
+	b.piece("after-touch", "After the touch", "2026-11-26", "Energy")
+	b.age(time.Minute)
+	if sum := b.build(b.cfg); sum.Output.Kept != 0 {
+		t.Errorf("after the output was touched: kept %d files", sum.Output.Kept)
+	}
+	sameTrees(t, "after the output was touched", readTree(t, b.cfg.Output.Dir), b.fullBuild())
+}
+
+// A digest's page in the browser is published when the digest is sent, before
+// it goes out, and no later build removes it; a dry run publishes nothing.
+func TestDigestPageIsPublishedWhenSent(t *testing.T) {
+	b := newBench(t, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	b.piece("gauge", "Gauge", "2026-11-25", "Energy")
+	b.write("subscribers/list.csv", "email,name,cadence\nreader@example.org,Reader,immediate\n")
+
+	r, err := New(Deps{Config: b.cfg, Store: b.store, Templates: templates.Embedded(), Now: func() time.Time { return b.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := r.Run(context.Background(), Options{DryRun: true}); err != nil || sum.WouldSend != 1 {
+		t.Fatalf("dry run: %+v %v", sum, err)
+	}
+	if _, err := os.Stat(filepath.Join(b.cfg.Output.Dir, "digests")); !os.IsNotExist(err) {
+		t.Fatalf("a dry run published a digest's page (%v)", err)
+	}
+
+	if sum, _ := b.run(); sum.Sent != 1 {
+		t.Fatalf("sent %d", sum.Sent)
+	}
+	body := b.lastBody("reader@example.org")
+	link := regexp.MustCompile(`https://desk\.example\.org/digests/[0-9a-f]+/`).FindString(body)
+	if link == "" {
+		t.Fatalf("the digest has no link to its page:\n%s", body)
+	}
+	page := filepath.Join(b.cfg.Output.Dir, strings.TrimPrefix(link, "https://desk.example.org/"), "index.html")
+	data, err := os.ReadFile(page)
+	if err != nil || !bytes.Contains(data, []byte("Gauge")) || bytes.Contains(data, []byte("reader@example.org")) {
+		t.Fatalf("the digest's page: %v\n%s", err, data)
+	}
+	// A new piece and a build: the page stays.
+	b.piece("more", "More", "2026-11-26", "Energy")
+	b.age(time.Minute)
+	b.now = b.now.Add(time.Hour)
+	b.build(b.cfg)
+	if _, err := os.Stat(page); err != nil {
+		t.Errorf("a build removed the digest's page: %v", err)
+	}
+}
+
+// BenchmarkIncrementalBuild is a build of 10,000 pieces after one new piece
+// was added (bench/run.sh measures the same with the binary, beside a full
+// build and Hugo).
+func BenchmarkIncrementalBuild(b *testing.B) {
+	t := &testing.T{}
+	bb := newBench(t, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	bb.t = t
+	topics := []string{"Energy", "Security", "Economy", "Foreign Policy", "Technology"}
+	body := strings.Repeat("Analysts expect the ministry to revise its forecast after pipeline tariffs rose sharply. ", 6)
+	for i := range 10000 {
+		date := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC).Add(-time.Duration(i) * 3 * time.Hour).Format(time.RFC3339)
+		bb.write(fmt.Sprintf("content/piece-%05d.md", i), fmt.Sprintf("---\ntitle: \"Piece %d\"\nauthors: [Ana Analyst]\ndate: %s\ntopics: [%s]\n---\n\n%s\n\n%s\n\n%s\n", i, date, topics[i%5], body, body, body))
+	}
+	bb.age(time.Hour)
+	bb.build(bb.cfg)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		name := fmt.Sprintf("content/new-%05d.md", i)
+		bb.write(name, fmt.Sprintf("---\ntitle: \"New %d\"\ntopics: [Energy]\n---\n\nA new piece.\n", i))
+		// Older than the 2 s in which an mtime is not trusted; the others as they were.
+		at := time.Now().Add(-time.Minute)
+		if err := os.Chtimes(filepath.Join(bb.dir, name), at, at); err != nil {
+			b.Fatal(err)
+		}
+		bb.now = bb.now.Add(time.Minute)
+		b.StartTimer()
+		if sum := bb.build(bb.cfg); sum.Output.Kept == 0 {
+			b.Fatalf("not incremental: %+v", sum.Output)
+		}
+	}
+}

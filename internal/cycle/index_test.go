@@ -1,0 +1,109 @@
+package cycle
+
+import (
+	"bytes"
+	"encoding/binary"
+	"reflect"
+	"testing"
+	"time"
+
+	"publisher/internal/content"
+)
+
+// nonZeroFields names the exported fields of v (a struct) left at their zero
+// value, looking into nested structs and the first element of slices.
+func zeroFields(v reflect.Value, prefix string) []string {
+	var out []string
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		fv := v.Field(i)
+		name := prefix + f.Name
+		switch {
+		case fv.IsZero():
+			out = append(out, name)
+		case fv.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]():
+			out = append(out, zeroFields(fv, name+".")...)
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct:
+			out = append(out, zeroFields(fv.Index(0), name+"[0].")...)
+		}
+	}
+	return out
+}
+
+// Every field of a cached result survives the index, so that a piece taken
+// from the cache renders as the same piece parsed afresh. A field added to
+// content.FileResult or content.Piece fails here until the codec carries it.
+func TestIndexRoundTrip(t *testing.T) {
+	date := time.Date(2026, 11, 3, 9, 0, 0, 0, time.FixedZone("", 2*3600))
+	res := content.FileResult{
+		Sig: "sig", OK: true, Sidecar: "a.yaml", Refs: []string{"a/chart.svg", "a/missing.pdf"}, Reused: true,
+		Problems: []content.Problem{{File: "a.md", Line: 3, Severity: content.Error, Message: "m"}},
+		Piece: content.Piece{
+			ID: "a", Slug: "a", Title: "Ä title", TitleDerived: true,
+			Authors: []content.Author{{Name: "N", Role: "R", Email: "e@x", URL: "https://x/"}},
+			Date:    date, Updated: date.Add(time.Hour), Summary: "S", Topics: []string{"T1", "T2"},
+			CanonicalURL: "https://c/", Source: content.Source{Name: "Src", URL: "https://s/"}, Image: "i.png",
+			Draft: true, HTML: "<p>h</p>", LinksBase: "https://b/", Text: "t", Lede: "l",
+			Assets: []content.Asset{{Src: "a/chart.svg", Dst: "chart.svg"}},
+			File:   "a.md", Hash: "h", FirstSeen: date.UTC(),
+		},
+	}
+	if zero := zeroFields(reflect.ValueOf(res), ""); len(zero) > 0 {
+		t.Fatalf("the fixture leaves fields unset, so the test cannot see them dropped: %q", zero)
+	}
+	idx := &buildIndex{
+		Version: indexVersion, Global: "g", Output: "o",
+		Content: map[string]*content.FileResult{"a.md": &res, "b.md": {Sig: "other"}},
+		Files:   map[string]string{"index.html": "k1", "pieces/a/index.html": "k2"},
+	}
+	data := encode(t, idx)
+	got, err := decodeIndex(string(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Reused = false // a result read back was not reused yet
+	if !reflect.DeepEqual(got, idx) {
+		t.Errorf("read back\n%+v\nwant\n%+v", got, idx)
+	}
+	if string(encode(t, got)) != string(data) {
+		t.Error("the same index gives other bytes")
+	}
+	// Anything cut short or altered is refused, never half read.
+	flipped := []byte(string(data))
+	flipped[len(flipped)/2] ^= 1
+	for _, bad := range []string{"", "not an index", string(data[:len(data)-1]), string(data) + "x", string(flipped), string(data[:len(indexMagic)]) + "\x63" + string(data[len(indexMagic)+1:])} {
+		if _, err := decodeIndex(bad); err == nil {
+			t.Errorf("a malformed index (%d bytes) was read", len(bad))
+		}
+	}
+}
+
+func encode(t testing.TB, idx *buildIndex) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := encodeIndex(&b, idx); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func FuzzDecodeIndex(f *testing.F) {
+	f.Add(string(encode(f, &buildIndex{Version: indexVersion, Content: map[string]*content.FileResult{"a.md": {Sig: "s"}}})))
+	f.Fuzz(func(t *testing.T, data string) {
+		// A valid checksum keeps the fuzzer from stopping there.
+		if len(data) > len(indexMagic) {
+			data = string(binary.LittleEndian.AppendUint32([]byte(data), checksum(data)))
+		}
+		idx, err := decodeIndex(data) // must not panic, whatever the bytes
+		if err != nil {
+			return
+		}
+		again, err := decodeIndex(string(encode(t, idx)))
+		if err != nil || !reflect.DeepEqual(again, idx) {
+			t.Fatalf("an index read back and written again reads differently: %v", err)
+		}
+	})
+}

@@ -34,6 +34,14 @@ func Path(t testing.TB) string {
 // the test.
 func Run(t testing.TB, flags ...string) []byte {
 	t.Helper()
+	stdout, _ := RunLogged(t, flags...)
+	return stdout
+}
+
+// RunLogged is Run, returning also what the browser logged on stderr (with
+// --enable-logging=stderr: console messages, refusals under a page's CSP).
+func RunLogged(t testing.TB, flags ...string) (stdout, stderr []byte) {
+	t.Helper()
 	bin := Path(t)
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -43,16 +51,16 @@ func Run(t testing.TB, flags ...string) []byte {
 			"--no-first-run", "--no-default-browser-check", "--user-data-dir=" + t.TempDir(),
 		}, flags...)
 		cmd := exec.CommandContext(ctx, bin, args...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
 		err := cmd.Run()
 		cancel()
 		if err == nil {
-			return stdout.Bytes()
+			return out.Bytes(), errOut.Bytes()
 		}
 		var exit *exec.ExitError
 		if crashed := errors.As(err, &exit) && !exit.Exited(); !crashed || attempt == 3 {
-			t.Fatalf("chromium %v: %v\n%s", flags, err, stderr.String())
+			t.Fatalf("chromium %v: %v\n%s", flags, err, errOut.String())
 		}
 		t.Logf("chromium crashed (%v); running it again", err)
 	}

@@ -2,10 +2,8 @@ package web
 
 import (
 	"bytes"
-	"context"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,46 +15,21 @@ import (
 	"publisher/internal/store"
 )
 
-// chromiumPath is Debian's chromium; the project's test script installs it.
-// The test fails, never skips, when it is missing.
-func chromiumPath(t *testing.T) string { return browsertest.Path(t) }
-
 // render loads url in headless Chromium and returns the DOM after parsing and
 // what the browser logged (console messages, CSP refusals). It also takes a
-// screenshot, which must come out as a PNG.
+// screenshot, which must come out as a PNG. Chromium is Debian's, which the
+// project's test script installs; the test fails, never skips, when it is
+// missing, and a browser that crashes is run again (browsertest).
 func render(t *testing.T, url string) (dom, log string) {
 	t.Helper()
-	bin := chromiumPath(t)
 	shot := filepath.Join(t.TempDir(), "page.png")
-	// Each run gets a fresh profile: two Chromium processes must not share one.
-	flags := func(extra ...string) []string {
-		return append([]string{
-			"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--no-first-run", "--no-default-browser-check", "--user-data-dir=" + t.TempDir(),
-			"--enable-logging=stderr", "--v=0", "--window-size=800,1200",
-		}, extra...)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, flags("--dump-dom", url)...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium --dump-dom %s: %v\n%s", url, err, stderr.String())
-	}
-	cmd = exec.CommandContext(ctx, bin, flags("--screenshot="+shot, url)...)
-	var shotErr bytes.Buffer
-	cmd.Stderr = &shotErr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium --screenshot %s: %v\n%s", url, err, shotErr.String())
-	}
+	stdout, stderr := browsertest.RunLogged(t, "--enable-logging=stderr", "--v=0", "--window-size=800,1200", "--dump-dom", url)
+	browsertest.Run(t, "--window-size=800,1200", "--screenshot="+shot, url)
 	png, err := os.ReadFile(shot)
 	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 1000 {
 		t.Fatalf("no usable screenshot of %s (err %v, %d bytes)", url, err, len(png))
 	}
-	return stdout.String(), stderr.String()
+	return string(stdout), string(stderr)
 }
 
 func assertNoCSPRefusal(t *testing.T, page, log string) {

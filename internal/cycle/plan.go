@@ -70,7 +70,7 @@ func (r *Runner) plan(ctx context.Context, lease *heldLease, sum *Summary, piece
 	if err := flush(); err != nil {
 		return err
 	}
-	if err := r.store.PlanPassDone(ctx, lease.Lease()); err != nil {
+	if err := r.store.PlanPassDone(ctx, lease.Lease(), sum.Planned); err != nil {
 		return err
 	}
 	r.log.Info("planned digests", "deliveries", sum.Planned, "digest", digestID)

@@ -303,9 +303,11 @@ func TestClaimsOfAnExpiredLeaseAreTakenOverAndFenced(t *testing.T) {
 		// a wakes up and tries to record what it thinks it sent: fenced, not written.
 		res, err = s.RecordOutcomes(ctx, a.Fence, []Outcome{
 			{DeliveryID: mine[2].ID, Kind: OutcomeSent, MessageID: "late", At: t0},
+			{DeliveryID: mine[4].ID, Kind: OutcomeSent, MessageID: "late", At: t0},
+			{DeliveryID: mine[5].ID, Kind: OutcomeSent, MessageID: "late", At: t0},
 			{DeliveryID: mine[3].ID, Kind: OutcomePermanent, Error: "550", At: t0},
 		}, 1)
-		if err != nil || !slices.Equal(res.Fenced, []int64{mine[2].ID, mine[3].ID}) || len(res.Suppressed) != 0 {
+		if err != nil || !slices.Equal(res.Fenced, []int64{mine[2].ID, mine[4].ID, mine[5].ID, mine[3].ID}) || len(res.Suppressed) != 0 {
 			t.Fatalf("fenced outcomes: %+v %v", res, err)
 		}
 		if sub, _ := s.SubscriberByID(ctx, mine[3].SubscriberID); sub.HardBounces != 0 {
@@ -678,14 +680,14 @@ func TestPlanPassesCountedUnderALiveLease(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 2 {
-			if err := s.PlanPassDone(ctx, l); err != nil {
+			if err := s.PlanPassDone(ctx, l, 5000); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if err := s.ReleaseLease(ctx, l); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.PlanPassDone(ctx, l); !errors.Is(err, ErrLeaseLost) {
+		if err := s.PlanPassDone(ctx, l, 0); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("pass counted under a released lease: %v", err)
 		}
 		if n, _ := s.PlanPasses(ctx); n != 2 {

@@ -60,6 +60,13 @@ type engine struct {
 	sharedSend bool
 	// clock reads the time that leases are judged by.
 	clock func(ctx context.Context, q queryer) (int64, error)
+	// batchSent: write a run of sent outcomes in one statement. A round trip to
+	// PostgreSQL costs more than the statement; SQLite, in the process, runs
+	// its prepared one-row statement faster than it parses a long one.
+	batchSent bool
+	// analyze refreshes the query planner's statistics of the ledger ("" when
+	// the engine needs no help).
+	analyze string
 	// serialize, inside a write transaction, waits until no other transaction
 	// holding the same key is running (PostgreSQL's advisory locks); nil when
 	// writers are serialised anyway.

@@ -192,7 +192,22 @@ func (s *DB) RecordOutcomes(ctx context.Context, fence int64, outcomes []Outcome
 			bound[name] = st
 			return st
 		}
-		for _, o := range outcomes {
+		for i := 0; i < len(outcomes); i++ {
+			// A run of messages accepted, the usual batch, goes in one statement:
+			// one round trip per outcome cost PostgreSQL more than the rest of a
+			// send.
+			if s.eng.batchSent {
+				if n := sentRun(outcomes[i:]); n >= 2 {
+					fenced, err := s.recordSent(ctx, tx, fence, outcomes[i:i+n])
+					if err != nil {
+						return err
+					}
+					res.Fenced = append(res.Fenced, fenced...)
+					i += n - 1
+					continue
+				}
+			}
+			o := outcomes[i]
 			at := o.At
 			if at.IsZero() {
 				at = time.Now()
@@ -260,6 +275,62 @@ func (o Outcome) refusals() int {
 		return 1
 	}
 	return 0
+}
+
+// sentRun is how many outcomes at the start of outs are sent outcomes of
+// distinct deliveries (a delivery named twice keeps the one-by-one order: the
+// first outcome for a row wins).
+func sentRun(outs []Outcome) int {
+	seen := map[int64]bool{}
+	n := 0
+	for _, o := range outs {
+		if o.Kind != OutcomeSent || seen[o.DeliveryID] || n == planRowsPerStatement {
+			break
+		}
+		seen[o.DeliveryID] = true
+		n++
+	}
+	return n
+}
+
+// recordSent writes sent outcomes of distinct deliveries in one statement, and
+// returns those it could not write (no longer pending, or claimed by another
+// fence), in their order.
+func (s *DB) recordSent(ctx context.Context, tx *sql.Tx, fence int64, outs []Outcome) (fenced []int64, err error) {
+	args := make([]any, 0, 5*len(outs)+1)
+	for _, o := range outs {
+		args = append(args, o.DeliveryID, o.MessageID)
+	}
+	for _, o := range outs {
+		at := o.At
+		if at.IsZero() {
+			at = time.Now()
+		}
+		args = append(args, o.DeliveryID, toMicros(at))
+	}
+	for _, o := range outs {
+		args = append(args, o.DeliveryID)
+	}
+	args = append(args, fence)
+	q := strings.NewReplacer(
+		"{{message_ids}}", strings.Repeat("WHEN ? THEN ? ", len(outs)),
+		"{{sent_ats}}", strings.Repeat("WHEN ? THEN CAST(? AS BIGINT) ", len(outs)),
+		"{{ids}}", strings.TrimSuffix(strings.Repeat("?, ", len(outs)), ", "),
+	).Replace(s.raw["outcomes-sent"])
+	ids, err := scanIDs(tx.QueryContext(ctx, s.bind(q), args...))
+	if err != nil {
+		return nil, fmt.Errorf("record %d sent outcomes from delivery %d: %w", len(outs), outs[0].DeliveryID, err)
+	}
+	written := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		written[id] = true
+	}
+	for _, o := range outs {
+		if !written[o.DeliveryID] {
+			fenced = append(fenced, o.DeliveryID)
+		}
+	}
+	return fenced, nil
 }
 
 // ReleaseClaims gives up fence's claims on deliveries still pending.

@@ -158,8 +158,12 @@ func (s *DB) PlanPasses(ctx context.Context) (int64, error) {
 }
 
 // PlanPassDone counts a completed planning pass, while lease is still held.
-func (s *DB) PlanPassDone(ctx context.Context, lease Lease) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+// After a pass that planned many deliveries, PostgreSQL's statistics of the
+// ledger are refreshed at once (autovacuum would do it a minute or more later):
+// with the old ones it took the new pending rows for a handful, and answered
+// each page of claims with a scan of all of them.
+func (s *DB) PlanPassDone(ctx context.Context, lease Lease, planned int) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.checkLease(ctx, tx, lease); err != nil {
 			return fmt.Errorf("plan pass: %w", err)
 		}
@@ -168,4 +172,15 @@ func (s *DB) PlanPassDone(ctx context.Context, lease Lease) error {
 		}
 		return nil
 	})
+	if err != nil || planned < analyzeAfter || s.eng.analyze == "" {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, s.eng.analyze); err != nil {
+		return fmt.Errorf("plan pass: refresh the ledger's statistics: %w", err)
+	}
+	return nil
 }
+
+// analyzeAfter is how many deliveries a planning pass adds before the ledger's
+// statistics are refreshed.
+const analyzeAfter = 1000

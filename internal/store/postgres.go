@@ -20,6 +20,8 @@ func postgresEngine() engine {
 		words:      map[string]string{"skip_locked": "FOR UPDATE SKIP LOCKED", "for_share": "FOR SHARE", "for_update": "FOR UPDATE"},
 		numbered:   true,
 		sharedSend: true,
+		analyze:    "ANALYZE deliveries",
+		batchSent:  true,
 		clock: func(ctx context.Context, q queryer) (int64, error) {
 			var us int64
 			err := q.QueryRowContext(ctx, `SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT`).Scan(&us)

@@ -63,8 +63,16 @@ func parseQueries(file, body string, words map[string]string, out queries) error
 		for word, repl := range words {
 			q = strings.ReplaceAll(q, "{{"+word+"}}", repl)
 		}
-		if i := strings.Index(q, "{{"); i >= 0 && !strings.HasPrefix(q[i:], "{{values}}") {
-			return fmt.Errorf("%s: statement %q: unknown word %s", file, name, q[i:min(len(q), i+20)])
+		for rest := q; ; {
+			i := strings.Index(rest, "{{")
+			if i < 0 {
+				break
+			}
+			word, _, _ := strings.Cut(rest[i+2:], "}}")
+			if !callerWords[word] {
+				return fmt.Errorf("%s: statement %q: unknown word {{%s}}", file, name, word)
+			}
+			rest = rest[i+2:]
 		}
 		out[name] = q
 		text.Reset()
@@ -92,6 +100,10 @@ func parseQueries(file, body string, words map[string]string, out queries) error
 	}
 	return flush()
 }
+
+// callerWords are the words a statement's caller fills in at run time (lists
+// of placeholders as long as what it has to write).
+var callerWords = map[string]bool{"values": true, "ids": true, "message_ids": true, "sent_ats": true}
 
 // numberPlaceholders rewrites "?" placeholders as "$1", "$2", ... for
 // PostgreSQL. The statements hold no "?" inside string literals.

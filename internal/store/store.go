@@ -413,8 +413,10 @@ type Store interface {
 	// PlanPasses counts the planning passes completed so far; PlanPassDone counts
 	// one more, while lease is held. A replica that waited for the plan lease
 	// while another planned sees the count move, and need not plan again.
+	// planned is how many deliveries the pass added: after many, the engine may
+	// refresh what its query planner knows of the ledger.
 	PlanPasses(ctx context.Context) (int64, error)
-	PlanPassDone(ctx context.Context, lease Lease) error
+	PlanPassDone(ctx context.Context, lease Lease, planned int) error
 	// ClaimDeliveries claims, under fence, up to limit pending deliveries with
 	// id > afterID whose next attempt is due at due and which no live lease has
 	// claimed, and returns them in id order. Claimed rows stay this sender's

@@ -9,17 +9,19 @@ RETURNING subscriber_id
 -- name: claim-deliveries
 -- A row is free to claim when nobody claimed it, this fence did, or the lease
 -- that claimed it is no longer live. SKIP LOCKED lets several senders claim side
--- by side on PostgreSQL, each passing over the rows another is claiming.
+-- by side on PostgreSQL, each passing over the rows another is claiming. The
+-- rows are joined by id (not "id IN (…)", which PostgreSQL answered with a scan
+-- of the whole table for every page).
 UPDATE deliveries SET claim_fence = ?
- WHERE id IN (
-       SELECT d.id FROM deliveries d
-        WHERE d.status = 'pending' AND d.id > ? AND d.next_attempt <= ?
-          AND (d.claim_fence = 0 OR d.claim_fence = ?
-               OR NOT EXISTS (SELECT 1 FROM leases l WHERE l.fence = d.claim_fence AND l.expires_at > ?))
-        ORDER BY d.id
-        LIMIT ?
-        {{skip_locked}})
-RETURNING id
+  FROM (SELECT d.id FROM deliveries d
+         WHERE d.status = 'pending' AND d.id > ? AND d.next_attempt <= ?
+           AND (d.claim_fence = 0 OR d.claim_fence = ?
+                OR NOT EXISTS (SELECT 1 FROM leases l WHERE l.fence = d.claim_fence AND l.expires_at > ?))
+         ORDER BY d.id
+         LIMIT ?
+         {{skip_locked}}) AS c
+ WHERE deliveries.id = c.id
+RETURNING deliveries.id
 
 -- name: claimed-deliveries
 -- The caller appends the list of ids claimed: "(?, ?, ...)".
@@ -35,6 +37,17 @@ SELECT d.id, d.digest_id, d.subscriber_id, s.email, s.name, s.status,
 -- name: outcome-sent
 UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, attempts = attempts + 1, last_error = ''
  WHERE id = ? AND status = 'pending' AND claim_fence = ?
+
+-- name: outcomes-sent
+-- Many at once, filled by the caller: {{ids}} is one "?" per delivery,
+-- {{message_ids}} one "WHEN ? THEN ?" (its id, its Message-ID) and {{sent_ats}}
+-- one "WHEN ? THEN CAST(? AS BIGINT)" (its id, when it was accepted); the rows
+-- are found by id, through the primary key. The rows written are returned: the
+-- others were fenced.
+UPDATE deliveries SET status = 'sent', message_id = CASE id {{message_ids}} END,
+       sent_at = CASE id {{sent_ats}} END, attempts = attempts + 1, last_error = ''
+ WHERE id IN ({{ids}}) AND status = 'pending' AND claim_fence = ?
+RETURNING id
 
 -- name: outcome-retry
 -- The claim stays: the sender takes the row again when it comes due, and gives

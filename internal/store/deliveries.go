@@ -208,11 +208,7 @@ func (s *DB) RecordOutcomes(ctx context.Context, fence int64, outcomes []Outcome
 				}
 			}
 			o := outcomes[i]
-			at := o.At
-			if at.IsZero() {
-				at = time.Now()
-			}
-			atUS := toMicros(at)
+			atUS := toMicros(o.at())
 			var (
 				r   sql.Result
 				err error
@@ -277,6 +273,14 @@ func (o Outcome) refusals() int {
 	return 0
 }
 
+// at is when o happened: its At, or now when the caller left it unset.
+func (o Outcome) at() time.Time {
+	if o.At.IsZero() {
+		return time.Now()
+	}
+	return o.At
+}
+
 // sentRun is how many outcomes at the start of outs are sent outcomes of
 // distinct deliveries (a delivery named twice keeps the one-by-one order: the
 // first outcome for a row wins).
@@ -302,11 +306,7 @@ func (s *DB) recordSent(ctx context.Context, tx *sql.Tx, fence int64, outs []Out
 		args = append(args, o.DeliveryID, o.MessageID)
 	}
 	for _, o := range outs {
-		at := o.At
-		if at.IsZero() {
-			at = time.Now()
-		}
-		args = append(args, o.DeliveryID, toMicros(at))
+		args = append(args, o.DeliveryID, toMicros(o.at()))
 	}
 	for _, o := range outs {
 		args = append(args, o.DeliveryID)

@@ -69,7 +69,7 @@ func parseQueries(file, body string, words map[string]string, out queries) error
 				break
 			}
 			word, _, _ := strings.Cut(rest[i+2:], "}}")
-			if !callerWords[word] {
+			if !callerWord(word) {
 				return fmt.Errorf("%s: statement %q: unknown word {{%s}}", file, name, word)
 			}
 			rest = rest[i+2:]
@@ -101,9 +101,15 @@ func parseQueries(file, body string, words map[string]string, out queries) error
 	return flush()
 }
 
-// callerWords are the words a statement's caller fills in at run time (lists
-// of placeholders as long as what it has to write).
-var callerWords = map[string]bool{"values": true, "ids": true, "message_ids": true, "sent_ats": true}
+// callerWord reports whether word is one a statement's caller fills in at run
+// time (a list of placeholders as long as what it has to write).
+func callerWord(word string) bool {
+	switch word {
+	case "values", "ids", "message_ids", "sent_ats":
+		return true
+	}
+	return false
+}
 
 // numberPlaceholders rewrites "?" placeholders as "$1", "$2", ... for
 // PostgreSQL. The statements hold no "?" inside string literals.

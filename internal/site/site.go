@@ -301,9 +301,6 @@ func (p *Plan) Pages() []Page {
 func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 	sorted, sortErr := feed.Newest(pieces)
 	p := &Plan{s: s, sorted: sorted, problems: sortErr, views: make([]*pieceView, len(sorted)), keys: make([]string, len(sorted))}
-	for i := range sorted {
-		p.keys[i] = sorted[i].Key()
-	}
 	topics := feed.Topics(sorted)
 	sd := s.siteData(topics)
 	siteFeeds := sd.FeedGroups[0].Links
@@ -322,9 +319,16 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 	siteFrame := frameKey(siteFeeds, nil)
 	frame := &pageData{Site: psd, Feeds: siteFeeds, FeedsHead: head, FeedsFoot: foot, frame: siteFrame}
 	pieceFrame := dataKey(PieceTemplate, "", frame, jsonKey(psd), nil)
-	for i := range sorted {
+	// A key per piece and page: on every core, as they are most of the plan.
+	p.pages = make([]page, len(sorted), len(sorted)+len(sorted)/4)
+	err = forEach(len(sorted), func(i int) error {
+		p.keys[i] = sorted[i].Key()
 		path := feed.PieceDir(sorted[i].Slug) + "index.html"
-		p.pages = append(p.pages, page{tmpl: PieceTemplate, path: path, data: frame, piece: i, key: hashOf(pieceFrame, path, p.keys[i])})
+		p.pages[i] = page{tmpl: PieceTemplate, path: path, data: frame, piece: i, key: hashOf(pieceFrame, path, p.keys[i])}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 
 	// The lists: the site's, then each topic's.
@@ -336,7 +340,7 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 	front := &pageData{Site: sd, Canonical: sd.Home, Description: s.opts.Description, Feeds: siteFeeds, FeedsHead: head, Archive: sd.ArchiveURL, frame: siteFrame}
 	p.addArchive("", ArchiveDir, all, front, func(d *pageData) {
 		d.Feeds, d.FeedsHead, d.FeedsFoot, d.frame = siteFeeds, head, foot, siteFrame
-	}, sdKey)
+	})
 	months := &pageData{
 		Site: sd, Title: "Archive", Heading: "Archive", Canonical: sd.ArchiveURL,
 		Description: fmt.Sprintf("Every piece from %s, month by month", s.opts.Title),
@@ -344,8 +348,8 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 		Years: front.Years, frame: siteFrame,
 	}
 	front.Years = nil // the front page links to the archive's index instead
-	p.addList(IndexTemplate, "index.html", front, all, sdKey)
-	p.addList(MonthsTemplate, ArchiveDir+"index.html", months, nil, sdKey)
+	p.addList(IndexTemplate, "index.html", front, all)
+	p.addList(MonthsTemplate, ArchiveDir+"index.html", months, nil)
 
 	slugs := map[string]string{} // topic name → slug, worked out once per name
 	byTopic := make(map[string][]int, len(topics))
@@ -385,17 +389,28 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 		on := byTopic[t.Slug]
 		p.addArchive(t.Name+": ", dir, on, home, func(d *pageData) {
 			d.Topic, d.Feeds, d.FeedsHead, d.FeedsFoot, d.frame = group, feeds, topicHead, foot, topicFrame
-		}, sdKey)
-		p.addList(TopicTemplate, dir+"index.html", home, on, sdKey)
+		})
+		p.addList(TopicTemplate, dir+"index.html", home, on)
+	}
+	// The lists' keys, once their data is complete (an archive links the page
+	// that ends it), on every core.
+	lists := p.pages[len(sorted):]
+	err = forEach(len(lists), func(i int) error {
+		pg := &lists[i]
+		pg.key = dataKey(pg.tmpl, pg.path, pg.data, sdKey, p.keysOf(pg.pieces))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return p, nil
 }
 
 // addList adds a list page showing the newest PageSize of pieces (indexes in
 // sorted, newest first).
-func (p *Plan) addList(tmpl, path string, data *pageData, pieces []int, sdKey string) {
+func (p *Plan) addList(tmpl, path string, data *pageData, pieces []int) {
 	shown := pieces[:min(len(pieces), p.s.opts.PageSize)]
-	p.pages = append(p.pages, page{tmpl: tmpl, path: path, data: data, piece: -1, pieces: shown, key: dataKey(tmpl, path, data, sdKey, p.keysOf(shown))})
+	p.pages = append(p.pages, page{tmpl: tmpl, path: path, data: data, piece: -1, pieces: shown})
 }
 
 // addArchive adds the month pages of one archive (the site's when prefix is
@@ -404,7 +419,7 @@ func (p *Plan) addList(tmpl, path string, data *pageData, pieces []int, sdKey st
 // pieces (the front page or the topic's page): end.Prev becomes the newest
 // archive page and end.Years the archive's months. frame fills each page's
 // feeds.
-func (p *Plan) addArchive(prefix, dir string, pieces []int, end *pageData, frame func(*pageData), sdKey string) {
+func (p *Plan) addArchive(prefix, dir string, pieces []int, end *pageData, frame func(*pageData)) {
 	parts := archiveParts(p.sorted, pieces, p.s.opts.PageSize)
 	root := feed.Resolve(p.s.base, dir)
 	urls := make([]string, len(parts))
@@ -428,7 +443,7 @@ func (p *Plan) addArchive(prefix, dir string, pieces []int, end *pageData, frame
 			d.Next = &navLink{URL: end.Canonical, Title: prefix + "Latest pieces"}
 		}
 		path := archivePath(dir, part) + "index.html"
-		p.pages = append(p.pages, page{tmpl: ArchiveTemplate, path: path, data: d, piece: -1, pieces: part.pieces, key: dataKey(ArchiveTemplate, path, d, sdKey, p.keysOf(part.pieces))})
+		p.pages = append(p.pages, page{tmpl: ArchiveTemplate, path: path, data: d, piece: -1, pieces: part.pieces})
 	}
 	if n := len(parts); n > 0 {
 		end.Prev = &navLink{URL: urls[n-1], Title: prefix + parts[n-1].title()}

@@ -36,9 +36,9 @@ type incState struct {
 	global   string
 	stats    map[string]string
 	snapshot *pendingSnapshot
-	// firstSeen is every first-seen time in the store, when the build read
-	// them all and recorded the new ones.
-	firstSeen map[string]time.Time
+	// seen sums up the store's pieces once this run recorded its own
+	// (loadPieces), for the build's records.
+	seen *store.PiecesSummary
 }
 
 // buildIndexName is the file, in data.dir, that lets the next build render only
@@ -47,7 +47,7 @@ type incState struct {
 const buildIndexName = "build-index"
 
 // indexVersion changes whenever buildIndex or what it holds does.
-const indexVersion = 1
+const indexVersion = 2
 
 // buildIndex is what a build leaves for the next one.
 type buildIndex struct {
@@ -58,8 +58,13 @@ type buildIndex struct {
 	// Output is output.Snapshot right after the build: the output must be
 	// exactly as the build left it for a file to be kept.
 	Output string
-	// Content is content.Cache's record of every piece file.
+	// Content is content.Cache's record of every piece file, each piece with
+	// its first-seen time.
 	Content map[string]*content.FileResult
+	// Seen is the store's summary of its pieces after the build recorded its
+	// own: while the store's is the same, the first-seen times in Content
+	// are the store's.
+	Seen store.PiecesSummary
 	// Files are the key of every file written, by path: a file whose key is
 	// unchanged is kept.
 	Files map[string]string
@@ -87,10 +92,11 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 	prev := r.readIndex(global)
 	// Only the digests read the pieces' plain text.
 	cache := &content.Cache{Stats: r.inc.stats}
+	var prevSeen *store.PiecesSummary
 	if prev != nil {
-		cache.Prev = prev.Content
+		cache.Prev, prevSeen = prev.Content, &prev.Seen
 	}
-	pieces, err := r.loadPieces(ctx, sum, true, !buildOnly, files, cache)
+	pieces, err := r.loadPieces(ctx, sum, true, !buildOnly, files, cache, prevSeen)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +153,11 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 		saved := make(chan struct{})
 		go func() {
 			defer close(saved)
-			r.saveIndex(buildIndex{Version: indexVersion, Global: global, Output: snap, Content: cache.Next, Files: keys.next})
+			idx := buildIndex{Version: indexVersion, Global: global, Output: snap, Content: cache.Next, Files: keys.next}
+			if r.inc.seen != nil {
+				idx.Seen = *r.inc.seen
+			}
+			r.saveIndex(idx)
 		}()
 		if complete && inputs != "" {
 			r.saveBuildState(ctx, buildState{Inputs: inputs, Output: snap, Pieces: len(pieces), Topics: topicList(pieces), Problems: sum.ContentProblems})
@@ -223,18 +233,20 @@ func (r *Runner) idBase(ctx context.Context, record bool) (string, error) {
 // their bodies are read when a digest asks for them.
 func (r *Runner) Pieces(ctx context.Context, sum *Summary, record bool) ([]content.Piece, error) {
 	cache := &content.Cache{Stats: r.inc.stats}
+	var prevSeen *store.PiecesSummary
 	if idBase, err := r.idBase(ctx, false); err == nil {
 		if prev := r.readIndex(hashStrings(r.inc.global, idBase)); prev != nil {
-			cache.Prev = prev.Content
+			cache.Prev, prevSeen = prev.Content, &prev.Seen
 		}
 	}
-	return r.loadPieces(ctx, sum, record, true, nil, cache)
+	return r.loadPieces(ctx, sum, record, true, nil, cache, prevSeen)
 }
 
 // loadPieces is Pieces; without withText the pieces' plain text is left out
 // (a build alone never reads it). files, when not nil, are the content files
-// already listed (content.Options.Files).
-func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText bool, files []string, cache *content.Cache) ([]content.Piece, error) {
+// already listed (content.Options.Files). prevSeen is the store's summary
+// the cache's first-seen times go with, if any.
+func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText bool, files []string, cache *content.Cache, prevSeen *store.PiecesSummary) ([]content.Piece, error) {
 	opts := content.Options{MaxBytes: r.cfg.Content.MaxBytes, MaxAssetBytes: r.cfg.Content.MaxAssetBytes, SkipText: !withText, Files: files, Cache: cache}
 	// Links are made absolute as the pieces load, against each piece's page:
 	// the archive, the feeds and the emails all resolve them there, and the
@@ -245,25 +257,24 @@ func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText 
 	pieces, problems, err := content.Load(ctx, r.cfg.Content.Dir, opts)
 	sum.PiecesRead = true
 	sum.ContentProblems = problems
-	r.logProblems(problems)
+	// A piece file taken unchanged from the last build's index had its
+	// warnings logged by the build that read it.
+	r.logProblems(problems, func(p *content.Problem) bool {
+		res := cache.Next[p.File]
+		return res != nil && res.Reused
+	})
 	if err != nil {
 		return nil, fmt.Errorf("content.dir: %w", err)
 	}
 	// The store keeps microseconds; so must "now", to tell new pieces from old.
 	now := r.now().UTC().Truncate(time.Microsecond)
-	firstSeen, err := r.recordPieces(ctx, pieces, cache, record, now)
-	if err != nil {
+	if err := r.firstSeen(ctx, pieces, cache, prevSeen, record, now); err != nil {
 		return nil, fmt.Errorf("record pieces: %w", err)
 	}
 	for i := range pieces {
-		fs, ok := firstSeen[pieces[i].ID]
-		if !ok {
-			fs = now
-		}
-		if fs.Equal(now) {
+		if pieces[i].FirstSeen.Equal(now) {
 			sum.NewPieces++
 		}
-		pieces[i].FirstSeen = fs
 	}
 	digest.SortNewestFirst(pieces)
 	sum.Pieces = len(pieces)
@@ -272,51 +283,100 @@ func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText 
 	return pieces, nil
 }
 
-// recordPieces records the pieces' first-seen times and hashes (when record
-// is set) and returns every piece's first-seen time. Pieces taken unchanged
-// from the cache were recorded by an earlier run, with the same hash: only
-// the others are written, unless the store has lost them.
-func (r *Runner) recordPieces(ctx context.Context, pieces []content.Piece, cache *content.Cache, record bool, now time.Time) (map[string]time.Time, error) {
+// firstSeen sets each piece's first-seen time from the store, recording the
+// pieces it has not seen (and the hashes of those that changed) when record
+// is set; otherwise an unseen piece counts as seen now.
+//
+// A piece taken unchanged from the cache was recorded by an earlier run, with
+// the same hash: it is not written again. Its first-seen time is the one the
+// cache carries while the store's summary is prevSeen (the store has the very
+// pieces the last build left); otherwise every time is read from the store,
+// and a piece the store has lost is recorded again.
+func (r *Runner) firstSeen(ctx context.Context, pieces []content.Piece, cache *content.Cache, prevSeen *store.PiecesSummary, record bool, now time.Time) error {
 	if !record {
-		return r.store.FirstSeen(ctx)
+		seen, err := r.store.FirstSeen(ctx)
+		if err != nil {
+			return err
+		}
+		for i := range pieces {
+			if t, ok := seen[pieces[i].ID]; ok {
+				pieces[i].FirstSeen = t
+			} else {
+				pieces[i].FirstSeen = now
+			}
+		}
+		return nil
 	}
-	reused := func(p *content.Piece) bool { r := cache.Next[p.File]; return r != nil && r.Reused }
-	anyReused := false
-	for i := range pieces {
-		if anyReused = reused(&pieces[i]); anyReused {
-			break
+	reused := func(p *content.Piece) *content.FileResult {
+		if res := cache.Next[p.File]; res != nil && res.Reused {
+			return res
+		}
+		return nil
+	}
+	trusted := false
+	if prevSeen != nil {
+		current, err := r.store.PiecesSummary(ctx)
+		if err != nil {
+			return err
+		}
+		trusted = current.Count == prevSeen.Count && current.Newest.Equal(prevSeen.Newest)
+	}
+	var stored map[string]time.Time // every first-seen time in the store, when read
+	if !trusted {
+		for i := range pieces {
+			if reused(&pieces[i]) != nil {
+				var err error
+				if stored, err = r.store.FirstSeen(ctx); err != nil {
+					return err
+				}
+				break
+			}
 		}
 	}
-	var firstSeen map[string]time.Time
-	if anyReused {
-		var err error
-		if firstSeen, err = r.store.FirstSeen(ctx); err != nil {
-			return nil, err
-		}
-	}
-	var seen []store.PieceSeen
+	var (
+		seen []store.PieceSeen
+		to   []int // the pieces seen is about, by index
+	)
 	for i := range pieces {
 		p := &pieces[i]
-		if _, known := firstSeen[p.ID]; !known || !reused(p) {
-			seen = append(seen, store.PieceSeen{ID: p.ID, Hash: p.Hash})
+		if res := reused(p); res != nil {
+			if trusted && !res.Piece.FirstSeen.IsZero() {
+				p.FirstSeen = res.Piece.FirstSeen
+				continue
+			}
+			if t, ok := stored[p.ID]; ok {
+				p.FirstSeen = t
+				continue
+			}
+		}
+		seen = append(seen, store.PieceSeen{ID: p.ID, Hash: p.Hash})
+		to = append(to, i)
+	}
+	if len(seen) > 0 {
+		recorded, err := r.store.RecordPieces(ctx, seen, now)
+		if err != nil {
+			return err
+		}
+		for _, i := range to {
+			if t, ok := recorded[pieces[i].ID]; ok {
+				pieces[i].FirstSeen = t
+			} else {
+				pieces[i].FirstSeen = now
+			}
 		}
 	}
-	if len(seen) == 0 {
-		r.inc.firstSeen = firstSeen
-		return firstSeen, nil
-	}
-	recorded, err := r.store.RecordPieces(ctx, seen, now)
+	summary, err := r.store.PiecesSummary(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if firstSeen == nil {
-		return recorded, nil
+	r.inc.seen = &summary
+	// The cache carries the times into the build's index.
+	for i := range pieces {
+		if res := cache.Next[pieces[i].File]; res != nil {
+			res.Piece.FirstSeen = pieces[i].FirstSeen
+		}
 	}
-	for id, t := range recorded {
-		firstSeen[id] = t
-	}
-	r.inc.firstSeen = firstSeen // the whole store, as it is now
-	return firstSeen, nil
+	return nil
 }
 
 // Render produces every feed and archive file for pieces, handing each to emit as
@@ -610,32 +670,32 @@ func hashStrings(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (r *Runner) logProblems(problems []content.Problem) {
-	for _, p := range problems {
-		if p.Severity == content.Error {
-			r.log.Error("content", "problem", p.String())
-		} else {
-			r.log.Warn("content", "problem", p.String())
-		}
-	}
-}
-
-// logUnchangedProblems reports the problems of the content a skipped build
-// would have loaded: each error again (a piece is still not published), but the
-// warnings, which the build that found them logged one by one, as a count:
-// repeated on every run they would bury the rest of the log.
-func (r *Runner) logUnchangedProblems(problems []content.Problem) {
+// logProblems logs the problems of the content: each error (a piece is still
+// not published), and each warning but those unchanged says were logged one by
+// one by an earlier build, which are counted in one line instead: repeated on
+// every run they would bury the rest of the log. unchanged may be nil.
+func (r *Runner) logProblems(problems []content.Problem, unchanged func(*content.Problem) bool) {
 	warnings := 0
-	for _, p := range problems {
-		if p.Severity == content.Error {
+	for i := range problems {
+		p := &problems[i]
+		switch {
+		case p.Severity == content.Error:
 			r.log.Error("content", "problem", p.String())
-		} else {
+		case unchanged != nil && unchanged(p):
 			warnings++
+		default:
+			r.log.Warn("content", "problem", p.String())
 		}
 	}
 	if warnings > 0 {
 		r.log.Warn("content: warnings unchanged since the build that logged them; publisher check lists them", "warnings", warnings)
 	}
+}
+
+// logUnchangedProblems reports the problems of the content a skipped build
+// would have loaded: its warnings were all logged by the build that found them.
+func (r *Runner) logUnchangedProblems(problems []content.Problem) {
+	r.logProblems(problems, func(*content.Problem) bool { return true })
 }
 
 // topicList is the sorted set of topics the pieces carry.

@@ -3,6 +3,7 @@ package cycle
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -287,6 +288,144 @@ func TestIncrementalBuildEqualsAFullBuild(t *testing.T) {
 		t.Errorf("after the output was touched: kept %d files", sum.Output.Kept)
 	}
 	sameTrees(t, "after the output was touched", readTree(t, b.cfg.Output.Dir), b.fullBuild())
+}
+
+// An incremental build takes the first-seen times of the pieces it does not
+// read again from its index while the store holds just the pieces the last
+// build left; a store that has lost pieces since (put back from an older
+// copy) is asked for every time, and the pieces it lost are recorded again.
+func TestIncrementalBuildFirstSeenTimesFollowTheStore(t *testing.T) {
+	ctx := context.Background()
+	b := newBench(t, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	b.piece("undated-a", "Undated A", "", "Energy")
+	b.piece("undated-b", "Undated B", "", "Energy")
+	b.age(time.Hour)
+	b.build(b.cfg)
+	firstRun := b.now
+	// addPiece adds a piece an hour later, the other files keeping their stats.
+	addPiece := func(slug string) {
+		t.Helper()
+		b.now = b.now.Add(time.Hour)
+		start := time.Now().Add(-time.Second)
+		b.piece(slug, "Piece "+slug, "", "Energy")
+		b.ageSince(start, time.Minute)
+	}
+	// check compares the first-seen times in the store, in the index and on
+	// the pieces' pages with want.
+	check := func(step string, want map[string]time.Time) {
+		t.Helper()
+		stored, err := b.store.FirstSeen(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := readString(filepath.Join(b.cfg.Data.Dir, buildIndexName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := decodeIndex(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, w := range want {
+			if got := stored[id]; !got.Equal(w) {
+				t.Errorf("%s: the store has %s first seen at %v, want %v", step, id, got, w)
+			}
+			if got := idx.Content[id+".md"].Piece.FirstSeen; !got.Equal(w) {
+				t.Errorf("%s: the index has %s first seen at %v, want %v", step, id, got, w)
+			}
+		}
+		sameTrees(t, step, readTree(t, b.cfg.Output.Dir), b.fullBuild())
+	}
+
+	addPiece("c")
+	if sum := b.build(b.cfg); sum.Output.Kept == 0 {
+		t.Fatalf("the build after c was added kept nothing: %+v", sum.Output)
+	}
+	check("c added", map[string]time.Time{"undated-a": firstRun, "undated-b": firstRun, "c": b.now})
+
+	db, err := sql.Open("sqlite", b.cfg.DBPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM pieces WHERE id = 'undated-b'`); err != nil {
+		t.Fatal(err)
+	}
+	addPiece("d")
+	b.build(b.cfg)
+	check("after the store lost undated-b", map[string]time.Time{"undated-a": firstRun, "undated-b": b.now, "c": b.now.Add(-time.Hour), "d": b.now})
+}
+
+// A build logs each content warning once: the build that reads the file logs
+// it, the builds that take the file unchanged from the index (or skip
+// building) count it in one line. Errors are logged every time.
+func TestContentWarningsAreLoggedByTheBuildThatReadsThem(t *testing.T) {
+	b := newBench(t, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	b.piece("dated", "Dated", "2026-11-20", "Energy")
+	b.write("content/untitled-old.txt", "A plain piece with no title, read by the first build.\n")
+	b.write("content/broken.md", "---\ntitle: [unclosed\n---\n\nBody.\n")
+	b.age(time.Hour)
+	var logged bytes.Buffer
+	b.log = slog.New(slog.NewJSONHandler(&logged, nil))
+	// build returns the content lines the build logged: each problem's text,
+	// and "N unchanged" for the count of the others.
+	build := func() []string {
+		t.Helper()
+		logged.Reset()
+		b.now = b.now.Add(time.Hour)
+		b.build(b.cfg)
+		var out []string
+		for _, l := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
+			var line struct {
+				Msg      string
+				Level    string
+				Problem  string
+				Warnings int
+			}
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatalf("log line %q: %v", l, err)
+			}
+			switch {
+			case line.Msg == "content":
+				out = append(out, line.Level+" "+line.Problem)
+			case strings.HasPrefix(line.Msg, "content: warnings unchanged"):
+				out = append(out, fmt.Sprintf("%d unchanged", line.Warnings))
+			}
+		}
+		return out
+	}
+	has := func(lines []string, prefix string) bool {
+		return slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) })
+	}
+
+	warnings := func(lines []string) int {
+		n := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, "WARN ") {
+				n++
+			}
+		}
+		return n
+	}
+	unchanged := func(n int) string { return fmt.Sprintf("%d unchanged", n) }
+
+	first := build()
+	if !has(first, "WARN untitled-old.txt: warning: no title") || !has(first, "ERROR broken.md:") ||
+		slices.ContainsFunc(first, func(l string) bool { return strings.HasSuffix(l, " unchanged") }) {
+		t.Fatalf("first build logged %q, want the warnings and the error one by one", first)
+	}
+	start := time.Now().Add(-time.Second)
+	b.write("content/untitled-new.txt", "Another plain piece with no title, added later.\n")
+	b.ageSince(start, time.Minute)
+	second := build()
+	if !has(second, "WARN untitled-new.txt: warning: no title") || has(second, "WARN untitled-old.txt") || has(second, "WARN broken.md") ||
+		!has(second, "ERROR broken.md:") || !slices.Contains(second, unchanged(warnings(first))) {
+		t.Fatalf("incremental build logged %q, want the new file's warnings one by one, the error again and the first build's %d warnings counted", second, warnings(first))
+	}
+	third := build()
+	if has(third, "WARN") || !has(third, "ERROR broken.md:") || !slices.Contains(third, unchanged(warnings(first)+warnings(second))) {
+		t.Fatalf("skipped build logged %q, want the error again and all %d warnings counted", third, warnings(first)+warnings(second))
+	}
 }
 
 // A digest's page in the browser is published when the digest is sent, before

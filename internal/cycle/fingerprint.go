@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,8 +38,9 @@ type buildState struct {
 	// FirstSeen): the content files' names, sizes and mtimes, the settings the
 	// renderers read, the templates and the binary.
 	Inputs string `json:"inputs"`
-	// FirstSeen hashes the first-seen times of the pieces in the store, which the
-	// feeds carry.
+	// FirstSeen identifies the first-seen times of the pieces in the store,
+	// which the feeds carry, by the store's summary of them
+	// (store.PiecesSummary): pieces are only added, and their times never change.
 	FirstSeen string `json:"first_seen"`
 	// Newest is the latest first-seen time among them: what a skipped run compares
 	// subscribers' watermarks with, without reading the store's pieces again.
@@ -68,9 +68,9 @@ func (r *Runner) buildStatePath() string {
 // It also leaves in r.inc what an incremental build needs: the hash of
 // everything but the content (global) and each content file's stats.
 func (r *Runner) inputsFingerprint() (fingerprint string, files []string) {
-	r.inc.global, r.inc.stats, r.inc.firstSeen = "", nil, nil
+	r.inc.global, r.inc.stats, r.inc.seen = "", nil, nil
 	g := sha256.New()
-	fmt.Fprintf(g, "publisher build state 2\n")
+	fmt.Fprintf(g, "publisher build state 3\n")
 	if !hashBinary(g) {
 		return "", nil
 	}
@@ -205,31 +205,19 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time, stats map[string]
 	return ok, files
 }
 
-// firstSeenFingerprint hashes every piece's first-seen time in the store, and
-// returns the newest of them too. A build that read them all (r.inc.firstSeen)
-// does not read them again.
+// firstSeenFingerprint identifies every piece's first-seen time in the
+// store by the store's summary of them, and returns the newest too. A build
+// that recorded its pieces (r.inc.seen) does not ask again.
 func (r *Runner) firstSeenFingerprint(ctx context.Context) (string, time.Time, error) {
-	seen := r.inc.firstSeen
+	seen := r.inc.seen
 	if seen == nil {
-		var err error
-		if seen, err = r.store.FirstSeen(ctx); err != nil {
+		s, err := r.store.PiecesSummary(ctx)
+		if err != nil {
 			return "", time.Time{}, fmt.Errorf("read first-seen times: %w", err)
 		}
+		seen = &s
 	}
-	ids := make([]string, 0, len(seen))
-	var newest time.Time
-	for id, t := range seen {
-		ids = append(ids, id)
-		if t.After(newest) {
-			newest = t
-		}
-	}
-	slices.Sort(ids)
-	h := sha256.New()
-	for _, id := range ids {
-		h.Write([]byte(id + "\x00" + strconv.FormatInt(seen[id].UnixMicro(), 10) + "\n"))
-	}
-	return hex.EncodeToString(h.Sum(nil)), newest, nil
+	return fmt.Sprintf("%d pieces, newest %d", seen.Count, seen.Newest.UnixMicro()), seen.Newest, nil
 }
 
 // snapshotOutput takes output.Snapshot of the output folder on a goroutine of

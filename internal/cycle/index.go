@@ -90,6 +90,8 @@ func encodeIndex(out io.Writer, idx *buildIndex) error {
 	w.b = append(w.b, byte(idx.Version))
 	w.str(idx.Global)
 	w.str(idx.Output)
+	w.uint(uint64(idx.Seen.Count))
+	w.time(idx.Seen.Newest)
 	files := make([]string, 0, len(idx.Content))
 	for f := range idx.Content {
 		files = append(files, f)
@@ -280,6 +282,8 @@ func decodeIndex(data string) (*buildIndex, error) {
 	}
 	idx.Global = r.str()
 	idx.Output = r.str()
+	idx.Seen.Count = int(r.uint())
+	idx.Seen.Newest = r.time()
 	n := r.count()
 	idx.Content = make(map[string]*content.FileResult, n)
 	for range n {

@@ -68,6 +68,22 @@ func (s *DB) FirstSeen(ctx context.Context) (map[string]time.Time, error) {
 	return out, nil
 }
 
+// PiecesSummary returns how many pieces the store knows and the latest of
+// their first-seen times.
+func (s *DB) PiecesSummary(ctx context.Context) (PiecesSummary, error) {
+	var (
+		sum    PiecesSummary
+		newest int64
+	)
+	if err := s.db.QueryRowContext(ctx, s.sql["pieces-summary"]).Scan(&sum.Count, &newest); err != nil {
+		return PiecesSummary{}, fmt.Errorf("pieces summary: %w", err)
+	}
+	if sum.Count > 0 {
+		sum.Newest = fromMicros(newest)
+	}
+	return sum, nil
+}
+
 // scanFirstSeen reads (id, first_seen) rows into a map.
 func scanFirstSeen(rows *sql.Rows, err error) func(into map[string]time.Time) error {
 	return func(into map[string]time.Time) error {

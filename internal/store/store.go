@@ -98,6 +98,13 @@ var ErrLeaseHeld = errors.New("lease held by another process")
 // it) that has expired or been taken over: the caller must stop at once.
 var ErrLeaseLost = errors.New("lease lost")
 
+// PiecesSummary sums up the pieces a store has recorded (Store.PiecesSummary).
+type PiecesSummary struct {
+	Count int
+	// Newest is the latest first-seen time; zero when Count is.
+	Newest time.Time
+}
+
 // PieceSeen is what a run tells the store about each piece it loaded.
 type PieceSeen struct {
 	ID   string
@@ -360,6 +367,10 @@ type Store interface {
 	RecordPieces(ctx context.Context, pieces []PieceSeen, now time.Time) (map[string]time.Time, error)
 	// FirstSeen returns the first-seen time of every piece recorded, writing nothing.
 	FirstSeen(ctx context.Context) (map[string]time.Time, error)
+	// PiecesSummary returns how many pieces are recorded and the latest of
+	// their first-seen times: pieces are only ever added and a first-seen time
+	// never changes, so an equal summary means the very same times.
+	PiecesSummary(ctx context.Context) (PiecesSummary, error)
 
 	// SyncSubscribers makes the file-sourced subscribers match the rows that each
 	// hands to add, streamed so the list is never held whole: new addresses are added

@@ -56,6 +56,44 @@ func TestRecordPiecesKeepsFirstSeen(t *testing.T) {
 	})
 }
 
+// The summary of the pieces follows what is recorded: the count of ids and
+// the latest first-seen time, which a piece recorded again does not move.
+func TestPiecesSummaryFollowsTheRecordedPieces(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *DB) {
+		ctx := context.Background()
+		summary := func() PiecesSummary {
+			t.Helper()
+			sum, err := s.PiecesSummary(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sum
+		}
+		if got := summary(); got != (PiecesSummary{}) {
+			t.Fatalf("empty store: %+v", got)
+		}
+		if _, err := s.RecordPieces(ctx, []PieceSeen{{ID: "a", Hash: "h1"}, {ID: "b", Hash: "h1"}}, t0); err != nil {
+			t.Fatal(err)
+		}
+		if got := summary(); got.Count != 2 || !got.Newest.Equal(t0) {
+			t.Fatalf("after a and b: %+v", got)
+		}
+		later := t0.Add(time.Hour)
+		if _, err := s.RecordPieces(ctx, []PieceSeen{{ID: "a", Hash: "h2"}}, later); err != nil {
+			t.Fatal(err)
+		}
+		if got := summary(); got.Count != 2 || !got.Newest.Equal(t0) {
+			t.Fatalf("after a was recorded again: %+v", got)
+		}
+		if _, err := s.RecordPieces(ctx, []PieceSeen{{ID: "c", Hash: "h1"}}, later); err != nil {
+			t.Fatal(err)
+		}
+		if got := summary(); got.Count != 3 || !got.Newest.Equal(later) {
+			t.Fatalf("after c: %+v", got)
+		}
+	})
+}
+
 // An archive larger than one statement's worth of rows: every piece gets its
 // time, the known ones keep theirs, whichever statement they fall in.
 func TestRecordPiecesManyStatements(t *testing.T) {

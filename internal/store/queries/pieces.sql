@@ -9,3 +9,8 @@ RETURNING id, first_seen
 
 -- name: first-seen
 SELECT id, first_seen FROM pieces
+
+-- name: pieces-summary
+-- Rows are only ever added and first_seen is written once, so two equal
+-- summaries mean the same rows with the same times.
+SELECT count(*), coalesce(max(first_seen), 0) FROM pieces

@@ -73,16 +73,20 @@ func (c *Cache) sig(buf *[]byte, file, sidecar string, refs []string) string {
 }
 
 // lazyBody reads a cached piece's body from its file when first asked. It is
-// shared by every copy of the piece.
+// shared by every copy of the piece. It holds what the reading needs rather
+// than a closure: one is made for every cached piece on every build.
 type lazyBody struct {
+	loader     *stubLoader
+	file, hash string
+	hasSidecar bool
+
 	once       sync.Once
-	load       func() (html, text string, err error)
 	html, text string
 	err        error
 }
 
 func (l *lazyBody) get() (string, string, error) {
-	l.once.Do(func() { l.html, l.text, l.err = l.load() })
+	l.once.Do(func() { l.html, l.text, l.err = l.loader.load(l.file, l.hash, l.hasSidecar) })
 	return l.html, l.text, l.err
 }
 
@@ -106,23 +110,26 @@ type stubLoader struct {
 }
 
 func (l *stubLoader) body(p *Piece, hasSidecar bool) *lazyBody {
-	file, hash := p.File, p.Hash
-	return &lazyBody{load: func() (string, string, error) {
-		ps, _ := l.parsers.Get().(*parser)
-		if ps == nil {
-			ps = newParser()
-			ps.linkBase = l.opts.LinkBase
-		}
-		defer l.parsers.Put(ps)
-		r := ps.parseFile(l.dir, file, hasSidecar, l.maxBytes, l.opts.MaxAssetBytes)
-		switch {
-		case !r.ok:
-			return "", "", fmt.Errorf("%s: reading the body again: %w", file, errors.New(firstError(r.problems)))
-		case r.piece.Hash != hash:
-			return "", "", fmt.Errorf("%s: changed while it was being built: build again", file)
-		}
-		return r.piece.HTML, r.piece.Text, nil
-	}}
+	return &lazyBody{loader: l, file: p.File, hash: p.Hash, hasSidecar: hasSidecar}
+}
+
+// load reads the body of file again; hash is what the file hashed to when
+// it was cached.
+func (l *stubLoader) load(file, hash string, hasSidecar bool) (string, string, error) {
+	ps, _ := l.parsers.Get().(*parser)
+	if ps == nil {
+		ps = newParser()
+		ps.linkBase = l.opts.LinkBase
+	}
+	defer l.parsers.Put(ps)
+	r := ps.parseFile(l.dir, file, hasSidecar, l.maxBytes, l.opts.MaxAssetBytes)
+	switch {
+	case !r.ok:
+		return "", "", fmt.Errorf("%s: reading the body again: %w", file, errors.New(firstError(r.problems)))
+	case r.piece.Hash != hash:
+		return "", "", fmt.Errorf("%s: changed while it was being built: build again", file)
+	}
+	return r.piece.HTML, r.piece.Text, nil
 }
 
 func firstError(problems []Problem) string {

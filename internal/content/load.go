@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"publisher/internal/osfile"
 )
@@ -107,13 +108,26 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 	// cores, then take the results in path order, so which file wins a slug stays
 	// the same.
 	results := make([]parsed, len(pieceFiles))
-	next := make(chan int)
-	var wg sync.WaitGroup
+	// Each worker takes the next file by counter: handing 10,000 files over
+	// a channel cost more than checking that they are unchanged.
+	var (
+		next      atomic.Int64
+		cancelled atomic.Bool
+		wg        sync.WaitGroup
+	)
 	for range min(runtime.GOMAXPROCS(0), len(pieceFiles), 8) {
 		wg.Go(func() {
 			var ps *parser // made when a file must be read
 			var sigBuf []byte
-			for i := range next {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(pieceFiles) {
+					return
+				}
+				if i%64 == 0 && ctx.Err() != nil {
+					cancelled.Store(true)
+					return
+				}
 				f := pieceFiles[i]
 				sidecar := ""
 				if sc := sidecarName(f); hasKey(sidecars, sc) {
@@ -143,17 +157,9 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 			}
 		})
 	}
-	var cancelled error
-	for i := range pieceFiles {
-		if cancelled = ctx.Err(); cancelled != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
 	wg.Wait()
-	if cancelled != nil {
-		return nil, nil, fmt.Errorf("load %s: %w", dir, cancelled)
+	if cancelled.Load() {
+		return nil, nil, fmt.Errorf("load %s: %w", dir, ctx.Err())
 	}
 
 	// The pieces are gathered as indexes in results and copied out once, in

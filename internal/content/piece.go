@@ -147,8 +147,10 @@ func (p *Piece) Key() string {
 	if p.Hash == "" {
 		sum = sha256.Sum256(fmt.Appendf(nil, "fields %#v", *p))
 	} else {
-		b := make([]byte, 0, len(p.File)+len(p.Hash)+32)
-		b = append(append(append(b, p.File...), 0), p.Hash...)
+		// On the stack for any usual path: a key is made for every piece on
+		// every build.
+		var buf [256]byte
+		b := append(append(append(buf[:0], p.File...), 0), p.Hash...)
 		b = strconv.AppendInt(append(b, 0), p.FirstSeen.UnixNano(), 10)
 		sum = sha256.Sum256(b)
 	}

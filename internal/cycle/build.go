@@ -96,15 +96,32 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 	if prev != nil {
 		cache.Prev, prevSeen = prev.Content, &prev.Seen
 	}
+	// The writer reads the output's manifest while the pieces load; it writes
+	// nothing until files are added.
+	type opened struct {
+		w   *output.Writer
+		err error
+	}
+	writer := make(chan opened, 1)
+	go func() {
+		w, err := output.NewWriter(r.cfg.Output.Dir)
+		writer <- opened{w, err}
+	}()
 	pieces, err := r.loadPieces(ctx, sum, true, !buildOnly, files, cache, prevSeen)
+	o := <-writer
 	if err != nil {
+		if o.err == nil {
+			if aerr := o.w.Abort(); aerr != nil {
+				r.log.Error("output", "err", aerr)
+			}
+		}
 		return nil, err
 	}
-	r.forgetBuildState()
-	w, err := output.NewWriter(r.cfg.Output.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("output.dir %s: %w", r.cfg.Output.Dir, err)
+	if o.err != nil {
+		return nil, fmt.Errorf("output.dir %s: %w", r.cfg.Output.Dir, o.err)
 	}
+	w := o.w
+	r.forgetBuildState()
 	keys := &fileKeys{w: w}
 	if prev != nil {
 		keys.prev = prev.Files
@@ -146,23 +163,36 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 	}
 	r.log.Info("built feeds and archive", "build", mode, "pieces", len(pieces), "new", sum.NewPieces, "files_parsed", parsed,
 		"written", sum.Output.Written, "kept", sum.Output.Kept, "unchanged", sum.Output.Unchanged, "removed", sum.Output.Removed)
-	if snap, serr := r.snapshotAfter(w.Changed()); serr != nil {
-		r.forgetIndex()
-		r.log.Warn("recording the build for the next run (it will build again)", "err", serr)
-	} else {
-		saved := make(chan struct{})
-		go func() {
-			defer close(saved)
-			idx := buildIndex{Version: indexVersion, Global: global, Output: snap, Content: cache.Next, Files: keys.next}
-			if r.inc.seen != nil {
-				idx.Seen = *r.inc.seen
-			}
-			r.saveIndex(idx)
-		}()
-		if complete && inputs != "" {
-			r.saveBuildState(ctx, buildState{Inputs: inputs, Output: snap, Pieces: len(pieces), Topics: topicList(pieces), Problems: sum.ContentProblems})
+	// The index is encoded while the output's new snapshot, which it ends
+	// with, is worked out.
+	var (
+		snap     string
+		snapErr  error
+		snapDone = make(chan struct{})
+		saved    = make(chan error, 1)
+	)
+	go func() {
+		idx := buildIndex{Version: indexVersion, Global: global, Content: cache.Next, Files: keys.next}
+		if r.inc.seen != nil {
+			idx.Seen = *r.inc.seen
 		}
-		<-saved
+		saved <- r.saveIndex(idx, func() (string, error) {
+			<-snapDone
+			return snap, snapErr
+		})
+	}()
+	snap, snapErr = r.snapshotAfter(w.Changed())
+	close(snapDone)
+	if snapErr != nil {
+		r.log.Warn("recording the build for the next run (it will build again)", "err", snapErr)
+	} else if complete && inputs != "" {
+		r.saveBuildState(ctx, buildState{Inputs: inputs, Output: snap, Pieces: len(pieces), Topics: topicList(pieces), Problems: sum.ContentProblems})
+	}
+	if err := <-saved; err != nil {
+		r.forgetIndex()
+		if snapErr == nil {
+			r.log.Warn("recording the build's index (the next build will be a full one)", "file", r.indexPath(), "err", err)
+		}
 	}
 	r.pingHubs(ctx, w.Changed())
 	return pieces, nil
@@ -409,41 +439,15 @@ func (r *Runner) render(pieces []content.Piece, idBase string, fresh func(path, 
 	if err := feed.Check(opts); err != nil {
 		return fmt.Errorf("feeds: %w", err)
 	}
-	// The two plans are independent; each takes its own sorted copy.
-	type feedPlan struct {
-		feeds *feed.Feeds
-		err   error
-	}
-	fp := make(chan feedPlan, 1)
-	go func() {
-		feeds, err := feed.Plan(opts, pieces)
-		fp <- feedPlan{feeds, err}
-	}()
-	plan, err := r.site.Plan(pieces)
-	planned := <-fp
-	if err != nil {
-		return fmt.Errorf("archive: %w", err)
-	}
-	if planned.err != nil {
-		return fmt.Errorf("feeds: %w", planned.err)
-	}
-	feeds := planned.feeds
-	// Which feeds to render is decided before the archive's pages are, so
-	// that the keys are taken in one order whatever the goroutines do.
-	channels := feeds.Channels()
-	renderCh := make([]bool, len(channels))
-	for i, c := range channels {
-		for _, f := range c.Files() {
-			if fresh(f, c.Key) {
-				renderCh[i] = true
-			}
-		}
-	}
-	// The feeds are a handful of files, rendered beside the archive's pages on
-	// another core and emitted after them.
+	// The feeds are a handful of files, planned and rendered on another core
+	// while the archive is planned and rendered, and emitted after it: their
+	// pieces' bodies are read again from the files, which takes longer than
+	// the archive's pages when few change. The two plans are independent;
+	// each takes its own sorted copy.
 	type rendered struct {
-		files []output.File
-		err   error
+		files   []output.File
+		err     error
+		planned bool // false: the feeds could not be planned, err says why
 	}
 	done := make(chan rendered, 1)
 	go func() {
@@ -455,14 +459,27 @@ func (r *Runner) render(pieces []content.Piece, idBase string, fresh func(path, 
 			done <- out
 		}()
 		defer r.recovered("the feed renderer", &out.err)
+		feeds, err := feed.Plan(opts, pieces)
+		if err != nil {
+			out.err = err
+			return
+		}
+		out.planned = true
+		channels := feeds.Channels()
 		var errs []error
-		for i := range channels {
-			if !renderCh[i] {
+		for i, c := range channels {
+			render := false
+			for _, f := range c.Files() {
+				if fresh(f, c.Key) {
+					render = true
+				}
+			}
+			if !render {
 				continue
 			}
 			files, err := feeds.RenderChannel(i)
 			if files == nil {
-				out = rendered{nil, err}
+				out = rendered{nil, err, true}
 				return
 			}
 			out.files = append(out.files, files...)
@@ -470,12 +487,17 @@ func (r *Runner) render(pieces []content.Piece, idBase string, fresh func(path, 
 		}
 		opml, err := feeds.OPML()
 		if err != nil {
-			out = rendered{nil, err}
+			out = rendered{nil, err, true}
 			return
 		}
 		out.files = append(out.files, opml)
 		out.err = errors.Join(errs...)
 	}()
+	plan, err := r.site.Plan(pieces)
+	if err != nil {
+		<-done
+		return fmt.Errorf("archive: %w", err)
+	}
 	pages, wanted := 0, 0
 	siteErr := plan.Render(func(p site.Page) bool {
 		if !fresh(p.Path, p.Key) {
@@ -495,6 +517,9 @@ func (r *Runner) render(pieces []content.Piece, idBase string, fresh func(path, 
 	siteErr = errors.Join(plan.Problems(), siteErr)
 	assetErr := r.emitAssets(pieces, fresh, emit)
 	fr := <-done
+	if !fr.planned {
+		return &partMissingError{fmt.Errorf("feeds: %w", fr.err)}
+	}
 	if fr.err != nil && fr.files == nil {
 		return &partMissingError{fmt.Errorf("feeds: %w", fr.err)}
 	}
@@ -643,17 +668,14 @@ func readString(name string) (string, error) {
 	return b.String(), err
 }
 
-// saveIndex records idx for the next build. Failing only costs it a full build.
-func (r *Runner) saveIndex(idx buildIndex) {
+// saveIndex records idx, with the output's snapshot output gives, for the
+// next build. Failing only costs that build a full one.
+func (r *Runner) saveIndex(idx buildIndex, output func() (string, error)) error {
 	p := r.indexPath()
-	err := os.MkdirAll(filepath.Dir(p), 0o755)
-	if err == nil {
-		err = writeRecordFrom(p, func(w io.Writer) error { return encodeIndex(w, &idx) })
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
 	}
-	if err != nil {
-		r.forgetIndex()
-		r.log.Warn("recording the build's index (the next build will be a full one)", "file", p, "err", err)
-	}
+	return writeRecordFrom(p, func(w io.Writer) error { return encodeIndex(w, &idx, output) })
 }
 
 func (r *Runner) forgetIndex() {

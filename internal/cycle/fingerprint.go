@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,8 +89,7 @@ func (r *Runner) inputsFingerprint() (fingerprint string, files []string) {
 	global := hex.EncodeToString(g.Sum(nil))
 	h := sha256.New()
 	h.Write([]byte(global + "\n"))
-	stats := make(map[string]string, len(r.inc.stats))
-	ok, files := hashContent(h, r.cfg.Content.Dir, time.Now().Add(-racyWindow), stats)
+	ok, files, stats := hashContent(h, r.cfg.Content.Dir, time.Now().Add(-racyWindow))
 	r.inc.global, r.inc.stats = global, stats
 	if !ok {
 		return "", files
@@ -139,47 +139,70 @@ func hashTemplates(h hash.Hash, templates fs.FS) bool {
 // content.Load could read (hidden files and folders are skipped, as Load skips
 // them). It reports false when a file changed after racyAfter or cannot be read.
 // files are those files' paths, relative to dir and slash-separated, or nil when
-// dir could not be walked. stats receives each file's size, mtime and mode by
+// dir could not be walked. stats holds each file's size, mtime and mode by
 // path, but for a racy file's (which an incremental build must read again).
-func hashContent(h hash.Hash, dir string, racyAfter time.Time, stats map[string]string) (ok bool, files []string) {
+func hashContent(h hash.Hash, dir string, racyAfter time.Time) (ok bool, files []string, stats map[string]string) {
 	type entry struct {
 		rel    string
 		folder bool
 	}
-	var entries []entry
-	dir = filepath.Clean(dir)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	// Folders in lexical order, each before what it holds (filepath.WalkDir's
+	// order), the lists grown a folder at a time.
+	entries := []entry{{".", true}}
+	var walk func(abs, rel string) error
+	walk = func(abs, rel string) error {
+		f, err := os.Open(abs)
 		if err != nil {
 			return err
 		}
-		if p != dir && content.Hidden(d.Name()) {
-			if d.IsDir() {
-				return fs.SkipDir
+		list, err := f.ReadDir(-1)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		// Sorted by name here rather than by os.ReadDir, which compares
+		// through the DirEntry interface: a third of the walk's time in a
+		// folder of 10,000 pieces.
+		folder := make([]entry, 0, len(list))
+		for _, d := range list {
+			if name := d.Name(); !content.Hidden(name) {
+				folder = append(folder, entry{name, d.IsDir()})
 			}
-			return nil
 		}
-		rel := "."
-		if p != dir {
-			// WalkDir's paths are filepath.Join(dir, …), and dir is clean.
-			rel = filepath.ToSlash(strings.TrimPrefix(strings.TrimPrefix(p, dir), string(filepath.Separator)))
-		}
-		entries = append(entries, entry{rel, d.IsDir()})
-		if !d.IsDir() {
-			files = append(files, rel)
+		slices.SortFunc(folder, func(a, b entry) int { return strings.Compare(a.rel, b.rel) })
+		entries = slices.Grow(entries, len(folder))
+		files = slices.Grow(files, len(folder))
+		for _, e := range folder {
+			name := e.rel
+			if rel != "" {
+				e.rel = rel + "/" + name
+			}
+			entries = append(entries, e)
+			if !e.folder {
+				files = append(files, e.rel)
+			} else if err := walk(filepath.Join(abs, name), e.rel); err != nil {
+				return err
+			}
 		}
 		return nil
-	})
-	if err != nil {
-		return false, nil
+	}
+	if err := walk(filepath.Clean(dir), ""); err != nil {
+		return false, nil, nil
 	}
 	// Following a symlink to the file Load would read.
 	infos, errs := osfile.StatAll(dir, files, true)
-	// One buffer for the lines, hashed at the end: fmt per line cost more than
-	// the stats.
-	buf := make([]byte, 0, 64*len(entries))
+	stats = make(map[string]string, len(files))
+	// The lines go to the hash a buffer at a time: fmt per line cost more than
+	// the stats, and one buffer for them all runs to a megabyte.
+	const flushAt = 32 << 10
+	buf := make([]byte, 0, flushAt+1024)
 	ok = true
 	i := 0
 	for _, e := range entries {
+		if len(buf) >= flushAt {
+			h.Write(buf)
+			buf = buf[:0]
+		}
 		if e.folder {
 			// A folder's own mtime only says its entries changed, and they are
 			// hashed one by one.
@@ -197,12 +220,10 @@ func hashContent(h hash.Hash, dir string, racyAfter time.Time, stats map[string]
 		buf = append(strconv.AppendInt(buf, st.Size, 10), ' ')
 		buf = append(strconv.AppendInt(buf, st.ModTime.UnixNano(), 10), ' ')
 		buf = append(strconv.AppendUint(buf, uint64(st.Mode), 8), '\n')
-		if stats != nil {
-			stats[e.rel] = string(buf[start : len(buf)-1])
-		}
+		stats[e.rel] = string(buf[start : len(buf)-1])
 	}
 	h.Write(buf)
-	return ok, files
+	return ok, files, stats
 }
 
 // firstSeenFingerprint identifies every piece's first-seen time in the

@@ -83,13 +83,14 @@ func (w *indexWriter) strs(list []string) {
 }
 
 // encodeIndex writes idx in the index format to out, the maps in sorted order
-// so the same index gives the same bytes.
-func encodeIndex(out io.Writer, idx *buildIndex) error {
+// so the same index gives the same bytes. The output's snapshot goes last: a
+// build works it out while the rest is encoded, and hands it over through
+// output (nil: idx.Output); an error from output is encodeIndex's.
+func encodeIndex(out io.Writer, idx *buildIndex, output func() (string, error)) error {
 	w := &indexWriter{b: make([]byte, 0, 2*indexChunk), out: out}
 	w.b = append(w.b, indexMagic...)
 	w.b = append(w.b, byte(idx.Version))
 	w.str(idx.Global)
-	w.str(idx.Output)
 	w.uint(uint64(idx.Seen.Count))
 	w.time(idx.Seen.Newest)
 	files := make([]string, 0, len(idx.Content))
@@ -112,6 +113,14 @@ func encodeIndex(out io.Writer, idx *buildIndex) error {
 		w.str(p)
 		w.str(idx.Files[p])
 	}
+	snapshot := idx.Output
+	if output != nil {
+		var err error
+		if snapshot, err = output(); err != nil {
+			return err
+		}
+	}
+	w.str(snapshot)
 	w.flush()
 	if w.err == nil {
 		_, w.err = out.Write(binary.LittleEndian.AppendUint32(nil, w.crc))
@@ -281,7 +290,6 @@ func decodeIndex(data string) (*buildIndex, error) {
 		return nil, fmt.Errorf("build index: version %d, want %d", idx.Version, indexVersion)
 	}
 	idx.Global = r.str()
-	idx.Output = r.str()
 	idx.Seen.Count = int(r.uint())
 	idx.Seen.Newest = r.time()
 	n := r.count()
@@ -299,6 +307,7 @@ func decodeIndex(data string) (*buildIndex, error) {
 		p := r.str()
 		idx.Files[p] = r.str()
 	}
+	idx.Output = r.str()
 	if r.err == nil && r.s != "" {
 		r.err = errIndex
 	}

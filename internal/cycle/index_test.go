@@ -84,7 +84,7 @@ func TestIndexRoundTrip(t *testing.T) {
 func encode(t testing.TB, idx *buildIndex) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	if err := encodeIndex(&b, idx); err != nil {
+	if err := encodeIndex(&b, idx, nil); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

@@ -126,7 +126,7 @@ func NewWriter(dir string) (*Writer, error) {
 	w := &Writer{
 		dir: dir, root: root, previous: previous,
 		jobs:    make(chan job, writers),
-		wanted:  map[string]bool{},
+		wanted:  make(map[string]bool, len(previous)),
 		folders: map[string]*folderCheck{},
 	}
 	for range writers {
@@ -307,7 +307,7 @@ func readManifest(root *os.Root) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var names []string
+	names := make([]string, 0, bytes.Count(data, []byte{'\n'})+1)
 	for line := range strings.Lines(string(data)) {
 		line = strings.TrimRight(line, "\r\n")
 		if line == "" {
@@ -516,7 +516,7 @@ func Snapshot(dir string) (string, error) {
 type Snap struct {
 	manifest []byte
 	names    []string
-	lines    map[string]string // a listed file's size, mtime and mode
+	stats    map[string]osfile.Stat // each listed file's
 }
 
 // TakeSnap looks at dir as Snapshot does.
@@ -526,7 +526,7 @@ func TakeSnap(dir string) (*Snap, error) {
 		return nil, fmt.Errorf("output: %w", err)
 	}
 	s := &Snap{manifest: data, names: manifestNames(data)}
-	s.lines = make(map[string]string, len(s.names))
+	s.stats = make(map[string]osfile.Stat, len(s.names))
 	return s, s.stat(dir, s.names)
 }
 
@@ -539,11 +539,11 @@ func (s *Snap) After(dir string, written []string) (*Snap, error) {
 		return nil, fmt.Errorf("output: %w", err)
 	}
 	n := &Snap{manifest: data, names: manifestNames(data)}
-	n.lines = make(map[string]string, len(n.names))
+	n.stats = make(map[string]osfile.Stat, len(n.names))
 	again := slices.Clone(written)
 	for _, name := range n.names {
-		if line, ok := s.lines[name]; ok {
-			n.lines[name] = line
+		if st, ok := s.stats[name]; ok {
+			n.stats[name] = st
 		} else {
 			again = append(again, name)
 		}
@@ -552,7 +552,7 @@ func (s *Snap) After(dir string, written []string) (*Snap, error) {
 }
 
 func manifestNames(data []byte) []string {
-	var names []string
+	names := make([]string, 0, bytes.Count(data, []byte{'\n'})+1)
 	for line := range strings.Lines(string(data)) {
 		if name, err := cleanPath(strings.TrimRight(line, "\r\n")); err == nil {
 			names = append(names, name)
@@ -561,33 +561,39 @@ func manifestNames(data []byte) []string {
 	return names
 }
 
-// stat records the stat lines of names, all on every core.
+// stat records the stats of names, all on every core.
 func (s *Snap) stat(dir string, names []string) error {
 	stats, errs := osfile.StatAll(dir, names, false)
-	buf := make([]byte, 0, 64)
 	for i, name := range names {
 		if errs[i] != nil {
 			return fmt.Errorf("output: %w", errs[i])
 		}
-		st := stats[i]
-		buf = append(strconv.AppendInt(buf[:0], st.Size, 10), 0)
-		buf = append(strconv.AppendInt(buf, st.ModTime.UnixNano(), 10), 0)
-		buf = strconv.AppendUint(buf, uint64(st.Mode), 8)
-		s.lines[name] = string(buf)
+		s.stats[name] = stats[i]
 	}
 	return nil
 }
 
-// Sum is the snapshot as Snapshot gives it.
+// Sum is the snapshot as Snapshot gives it: a hash of the manifest and of a
+// line per file with its size, mtime and mode, hashed a buffer at a time (the
+// lines of a large archive run to megabytes).
 func (s *Snap) Sum() string {
-	buf := make([]byte, 0, len(s.manifest)+64*len(s.names))
-	buf = append(buf, s.manifest...)
+	h := sha256.New()
+	h.Write(s.manifest)
+	const flushAt = 32 << 10
+	buf := make([]byte, 0, flushAt+1024)
 	for _, name := range s.names {
+		st := s.stats[name]
 		buf = append(append(buf, name...), 0)
-		buf = append(append(buf, s.lines[name]...), '\n')
+		buf = append(strconv.AppendInt(buf, st.Size, 10), 0)
+		buf = append(strconv.AppendInt(buf, st.ModTime.UnixNano(), 10), 0)
+		buf = append(strconv.AppendUint(buf, uint64(st.Mode), 8), '\n')
+		if len(buf) >= flushAt {
+			h.Write(buf)
+			buf = buf[:0]
+		}
 	}
-	sum := sha256.Sum256(buf)
-	return hex.EncodeToString(sum[:])
+	h.Write(buf)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // WriteFile puts one file into dir outside every build's manifest, so no

@@ -503,7 +503,12 @@ func hashOf(parts ...string) string {
 	for _, s := range parts {
 		n += len(s) + 12
 	}
-	buf := make([]byte, 0, n)
+	// On the stack when it fits: a key is made for every page on every build.
+	var stack [2048]byte
+	buf := stack[:0]
+	if n > len(stack) {
+		buf = make([]byte, 0, n)
+	}
 	for _, s := range parts {
 		buf = append(strconv.AppendInt(buf, int64(len(s)), 10), ':')
 		buf = append(buf, s...)

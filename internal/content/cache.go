@@ -48,6 +48,13 @@ type FileResult struct {
 // sig identifies a piece file's inputs in the stats of this Load: a hash of
 // their stat lines. buf is scratch space, reused from call to call.
 func (c *Cache) sig(buf *[]byte, file, sidecar string, refs []string) string {
+	out := c.sigHex(buf, file, sidecar, refs)
+	return string(out[:])
+}
+
+// sigHex is sig, in an array: comparing it with a cached Sig takes no
+// allocation, and Load compares one for every piece file on every build.
+func (c *Cache) sigHex(buf *[]byte, file, sidecar string, refs []string) [32]byte {
 	b := (*buf)[:0]
 	stat := func(p string) {
 		s, ok := c.Stats[p]
@@ -69,7 +76,7 @@ func (c *Cache) sig(buf *[]byte, file, sidecar string, refs []string) string {
 	sum := sha256.Sum256(b)
 	var out [32]byte
 	hex.Encode(out[:], sum[:16])
-	return string(out[:])
+	return out
 }
 
 // lazyBody reads a cached piece's body from its file when first asked. It is

@@ -293,10 +293,18 @@ func decodeIndex(data string) (*buildIndex, error) {
 	idx.Seen.Count = int(r.uint())
 	idx.Seen.Newest = r.time()
 	n := r.count()
+	// Every result takes more than minResultBytes, so a count that claims
+	// more results than the bytes left can hold is refused before the
+	// results, all in one allocation, are made.
+	if n > len(r.s)/minResultBytes {
+		return nil, errIndex
+	}
 	idx.Content = make(map[string]*content.FileResult, n)
-	for range n {
+	results := make([]content.FileResult, n)
+	for i := range n {
 		f := r.str()
-		idx.Content[f] = readResult(r)
+		readResult(r, &results[i])
+		idx.Content[f] = &results[i]
 		if r.err != nil {
 			return nil, r.err
 		}
@@ -317,8 +325,11 @@ func decodeIndex(data string) (*buildIndex, error) {
 	return idx, nil
 }
 
-func readResult(r *indexReader) *content.FileResult {
-	res := &content.FileResult{}
+// minResultBytes is fewer bytes than the smallest result writeResult writes
+// (with its file name): a byte or more for each of its 29 fields.
+const minResultBytes = 24
+
+func readResult(r *indexReader, res *content.FileResult) {
 	res.Sig = r.str()
 	res.OK = r.bool()
 	res.Sidecar = r.str()
@@ -367,5 +378,4 @@ func readResult(r *indexReader) *content.FileResult {
 	p.File = r.str()
 	p.Hash = r.str()
 	p.FirstSeen = r.time()
-	return res
 }

@@ -63,6 +63,11 @@ func loadMigrations(files fs.FS, dir string) ([]migration, error) {
 // the write lock (SQLite) or an advisory lock (PostgreSQL), so two processes opening
 // the same new database apply each version once.
 func (s *DB) migrate(ctx context.Context, migrations []migration) error {
+	// On every start but the first after an upgrade there is nothing to apply:
+	// one read tells, where the write transactions below take a lock each.
+	if s.allApplied(ctx, migrations) {
+		return nil
+	}
 	// In a write transaction (BEGIN IMMEDIATE on SQLite), not autocommit: an
 	// autocommit CREATE would read the schema first and then fail to upgrade to a
 	// writer, without waiting, if another process wrote in between.
@@ -82,6 +87,33 @@ func (s *DB) migrate(ctx context.Context, migrations []migration) error {
 		}
 	}
 	return nil
+}
+
+// allApplied reports whether schema_migrations lists every migration; false
+// when it cannot tell (no such table yet).
+func (s *DB) allApplied(ctx context.Context, migrations []migration) bool {
+	rows, err := s.db.QueryContext(ctx, s.sql["migrations-applied"])
+	if err != nil {
+		return false
+	}
+	defer rows.Close()
+	applied := map[int]bool{}
+	for rows.Next() {
+		var v int
+		if rows.Scan(&v) != nil {
+			return false
+		}
+		applied[v] = true
+	}
+	if rows.Err() != nil {
+		return false
+	}
+	for _, m := range migrations {
+		if !applied[m.version] {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *DB) applyMigration(ctx context.Context, m migration, now time.Time) error {

@@ -9,3 +9,6 @@ SELECT COUNT(*) FROM schema_migrations WHERE version = ?
 
 -- name: migration-record
 INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)
+
+-- name: migrations-applied
+SELECT version FROM schema_migrations

@@ -39,6 +39,48 @@ type incState struct {
 	// seen sums up the store's pieces once this run recorded its own
 	// (loadPieces), for the build's records.
 	seen *store.PiecesSummary
+	// prefetched is the last build's index being read ahead (prefetchIndex);
+	// nil once taken.
+	prefetched *indexRead
+}
+
+// indexRead is the last build's index being read and decoded on a goroutine
+// of its own.
+type indexRead struct {
+	done chan struct{}
+	idx  *buildIndex
+	err  error
+}
+
+// prefetchIndex starts reading and decoding the last build's index when the
+// content folder's entries changed after that build recorded its state (a
+// piece added, removed or renamed): a build is then all but certain, and the
+// index, megabytes on a large archive, is read while the folders are walked
+// rather than after. An edit inside a file, or in a subfolder, leaves the
+// folder's own time alone: the build then reads the index when it needs it,
+// and a run with nothing to build reads none.
+func (r *Runner) prefetchIndex() {
+	r.inc.prefetched = nil
+	state, err := os.Stat(r.buildStatePath())
+	if err != nil {
+		return
+	}
+	folder, err := os.Stat(r.cfg.Content.Dir)
+	if err != nil || !folder.ModTime().After(state.ModTime()) {
+		return
+	}
+	p := &indexRead{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		defer r.recovered("reading the build index", &p.err)
+		data, err := readString(r.indexPath())
+		if err != nil {
+			p.err = err
+			return
+		}
+		p.idx, p.err = decodeIndex(data)
+	}()
+	r.inc.prefetched = p
 }
 
 // buildIndexName is the file, in data.dir, that lets the next build render only
@@ -635,11 +677,20 @@ func (r *Runner) readIndex(global string) *buildIndex {
 	if r.inc.global == "" {
 		return nil
 	}
-	data, err := readString(r.indexPath())
-	if err != nil {
-		return nil
+	var (
+		idx *buildIndex
+		err error
+	)
+	if p := r.inc.prefetched; p != nil {
+		r.inc.prefetched = nil
+		<-p.done
+		idx, err = p.idx, p.err
+	} else {
+		var data string
+		if data, err = readString(r.indexPath()); err == nil {
+			idx, err = decodeIndex(data)
+		}
 	}
-	idx, err := decodeIndex(data)
 	if err != nil || idx.Global != global {
 		return nil
 	}

@@ -317,7 +317,9 @@ func (r *Runner) run(ctx context.Context, opts Options) (*Summary, error) {
 	}
 
 	// The output's snapshot is taken while the content is fingerprinted: two
-	// walks of 10,000 stats each on a large archive, independent of each other.
+	// walks of 10,000 stats each on a large archive, independent of each other;
+	// and the build's index is read beside them when a build is all but certain.
+	r.prefetchIndex()
 	snapshot := r.snapshotOutput()
 	inputs, contentFiles := r.inputsFingerprint()
 	var newest time.Time // the latest first-seen time, when the build is skipped

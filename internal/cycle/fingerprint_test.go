@@ -262,3 +262,27 @@ func TestUnchangedRunReportsErrorsAndCountsWarnings(t *testing.T) {
 		t.Errorf("a skipped build should log the error and count the 2 warnings:\n%s", again)
 	}
 }
+
+// The check for an unchanged build reads the state's inputs without decoding
+// the rest; anything else than a leading "inputs" string sends it to the full
+// decoding.
+func TestFirstString(t *testing.T) {
+	for _, c := range []struct {
+		data string
+		want string
+		ok   bool
+	}{
+		{`{"inputs":"abc","problems":[{"file":"a.md"}]}`, "abc", true},
+		{`{"inputs":"abc"`, "abc", true}, // the rest is never read
+		{`{"problems":[],"inputs":"abc"}`, "", false},
+		{`{"inputs":3}`, "", false},
+		{`["inputs","abc"]`, "", false},
+		{`not json`, "", false},
+		{``, "", false},
+	} {
+		got, ok := firstString([]byte(c.data), "inputs")
+		if got != c.want || ok != c.ok {
+			t.Errorf("firstString(%s) = %q, %v; want %q, %v", c.data, got, ok, c.want, c.ok)
+		}
+	}
+}

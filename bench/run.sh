@@ -15,7 +15,9 @@
 # Usage: bench/run.sh [quick|full] [send] [memory] [build] [gotest] [replicas]
 #   (no section names: all of them). quick shrinks every size and repeat count.
 # Overrides in the environment: SEND_N, RUNS, MEM_NS ("10000 100000"), BUILD_N, BUILD_RUNS,
-#   REPLICA_N, REPLICA_RUNS, SINK_PORT, CONNS, RESULTS (folder).
+#   REPLICA_N, REPLICA_RUNS, SINK_PORT, CONNS, RESULTS (folder), THP (always, madvise or
+#   never: the kernel's transparent huge pages mode for this run, put back at the end;
+#   root only; unset, the machine's mode is left as it is and only recorded).
 # Results: bench/out/results/ (bench/out/results-quick/ in quick mode): summary.md
 # (summary-SECTIONS.md when only some sections ran), raw logs, /usr/bin/time records
 # and profiles.
@@ -150,7 +152,22 @@ stop_sink() {
 		sink_pid=
 	fi
 }
-trap stop_sink EXIT
+# THP: the kernel's transparent huge pages mode. A Go heap gets huge pages only
+# in mode "always"; in "madvise" every 4 KB of it is a page fault of its own.
+thp_file=/sys/kernel/mm/transparent_hugepage/enabled
+thp_before=
+if [ -n "${THP:-}" ]; then
+	case "$THP" in always | madvise | never) ;; *) echo "THP must be always, madvise or never" >&2 && exit 2 ;; esac
+	thp_before=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "$thp_file")
+	echo "$THP" >"$thp_file"
+fi
+restore_thp() {
+	if [ -n "$thp_before" ]; then
+		echo "$thp_before" >"$thp_file" || true
+		thp_before=
+	fi
+}
+trap 'stop_sink; restore_thp' EXIT
 
 # A run of some sections only keeps its own summary, so it does not replace a full one.
 if [ ${#sections[@]} -eq 5 ]; then
@@ -163,6 +180,7 @@ fi
 	echo
 	echo "- machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -m | awk '/^Mem:/{print $2}') MB RAM, $(go version | cut -d' ' -f3)"
 	echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- transparent huge pages: $(cat "$thp_file" 2>/dev/null || echo unknown)$([ -n "$thp_before" ] && echo " (set by THP for this run; the machine's mode is $thp_before)")"
 	echo "- commit: $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo none) (plus uncommitted changes: $(cd "$repo" && git status --porcelain 2>/dev/null | wc -l) paths)"
 	echo
 } >"$summary"
@@ -483,7 +501,7 @@ stop_pg() {
 		pg_dir=
 	fi
 }
-trap 'stop_sink; stop_pg' EXIT
+trap 'stop_sink; stop_pg; restore_thp' EXIT
 if want replicas; then
 	pg_bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
 	pg_dir=$(mktemp -d /tmp/bench-pg-XXXXXX)

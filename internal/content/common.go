@@ -59,7 +59,13 @@ func hashOf(data, sidecar []byte) string {
 
 // sidecarName is the sidecar that belongs beside a piece: "a/b.txt" -> "a/b.yaml".
 func sidecarName(file string) string {
-	return strings.TrimSuffix(file, path.Ext(file)) + ".yaml"
+	return string(appendSidecarName(nil, file))
+}
+
+// appendSidecarName appends sidecarName(file) to dst, for a caller that looks
+// the name up without keeping it.
+func appendSidecarName(dst []byte, file string) []byte {
+	return append(append(dst, strings.TrimSuffix(file, path.Ext(file))...), ".yaml"...)
 }
 
 // applySidecar lets the sidecar's keys win over what the piece itself said.

@@ -385,13 +385,20 @@ func (r *Runner) firstSeen(ctx context.Context, pieces []content.Piece, cache *c
 		}
 		return nil
 	}
-	trusted := false
+	// summary is the store's summary of its pieces; asked is whether it is
+	// up to date (asked once, and again only after this run recorded pieces).
+	var (
+		summary store.PiecesSummary
+		asked   bool
+		trusted bool
+	)
 	if prevSeen != nil {
-		current, err := r.store.PiecesSummary(ctx)
-		if err != nil {
+		var err error
+		if summary, err = r.store.PiecesSummary(ctx); err != nil {
 			return err
 		}
-		trusted = current.Count == prevSeen.Count && current.Newest.Equal(prevSeen.Newest)
+		asked = true
+		trusted = summary.Count == prevSeen.Count && summary.Newest.Equal(prevSeen.Newest)
 	}
 	var stored map[string]time.Time // every first-seen time in the store, when read
 	if !trusted {
@@ -429,6 +436,7 @@ func (r *Runner) firstSeen(ctx context.Context, pieces []content.Piece, cache *c
 		if err != nil {
 			return err
 		}
+		asked = false // the pieces just recorded may be new to the store
 		for _, i := range to {
 			if t, ok := recorded[pieces[i].ID]; ok {
 				pieces[i].FirstSeen = t
@@ -437,9 +445,11 @@ func (r *Runner) firstSeen(ctx context.Context, pieces []content.Piece, cache *c
 			}
 		}
 	}
-	summary, err := r.store.PiecesSummary(ctx)
-	if err != nil {
-		return err
+	if !asked {
+		var err error
+		if summary, err = r.store.PiecesSummary(ctx); err != nil {
+			return err
+		}
 	}
 	r.inc.seen = &summary
 	// The cache carries the times into the build's index.
@@ -487,9 +497,8 @@ func (r *Runner) render(pieces []content.Piece, idBase string, fresh func(path, 
 	// the archive's pages when few change. The two plans are independent;
 	// each takes its own sorted copy.
 	type rendered struct {
-		files   []output.File
-		err     error
-		planned bool // false: the feeds could not be planned, err says why
+		files []output.File
+		err   error
 	}
 	done := make(chan rendered, 1)
 	go func() {
@@ -506,7 +515,6 @@ func (r *Runner) render(pieces []content.Piece, idBase string, fresh func(path, 
 			out.err = err
 			return
 		}
-		out.planned = true
 		channels := feeds.Channels()
 		var errs []error
 		for i, c := range channels {
@@ -521,7 +529,7 @@ func (r *Runner) render(pieces []content.Piece, idBase string, fresh func(path, 
 			}
 			files, err := feeds.RenderChannel(i)
 			if files == nil {
-				out = rendered{nil, err, true}
+				out = rendered{nil, err}
 				return
 			}
 			out.files = append(out.files, files...)
@@ -529,7 +537,7 @@ func (r *Runner) render(pieces []content.Piece, idBase string, fresh func(path, 
 		}
 		opml, err := feeds.OPML()
 		if err != nil {
-			out = rendered{nil, err, true}
+			out = rendered{nil, err}
 			return
 		}
 		out.files = append(out.files, opml)
@@ -559,9 +567,6 @@ func (r *Runner) render(pieces []content.Piece, idBase string, fresh func(path, 
 	siteErr = errors.Join(plan.Problems(), siteErr)
 	assetErr := r.emitAssets(pieces, fresh, emit)
 	fr := <-done
-	if !fr.planned {
-		return &partMissingError{fmt.Errorf("feeds: %w", fr.err)}
-	}
 	if fr.err != nil && fr.files == nil {
 		return &partMissingError{fmt.Errorf("feeds: %w", fr.err)}
 	}
@@ -746,7 +751,7 @@ func hashStrings(parts ...string) string {
 // logProblems logs the problems of the content: each error (a piece is still
 // not published), and each warning but those unchanged says were logged one by
 // one by an earlier build, which are counted in one line instead: repeated on
-// every run they would bury the rest of the log. unchanged may be nil.
+// every run they would bury the rest of the log.
 func (r *Runner) logProblems(problems []content.Problem, unchanged func(*content.Problem) bool) {
 	warnings := 0
 	for i := range problems {
@@ -754,7 +759,7 @@ func (r *Runner) logProblems(problems []content.Problem, unchanged func(*content
 		switch {
 		case p.Severity == content.Error:
 			r.log.Error("content", "problem", p.String())
-		case unchanged != nil && unchanged(p):
+		case unchanged(p):
 			warnings++
 		default:
 			r.log.Warn("content", "problem", p.String())

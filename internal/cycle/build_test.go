@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"publisher/internal/config"
+	"publisher/internal/store"
 	"publisher/templates"
 )
 
@@ -342,6 +343,17 @@ func TestIncrementalBuildFirstSeenTimesFollowTheStore(t *testing.T) {
 		t.Fatalf("the build after c was added kept nothing: %+v", sum.Output)
 	}
 	check("c added", map[string]time.Time{"undated-a": firstRun, "undated-b": firstRun, "c": b.now})
+	cSeen := b.now
+
+	// Another replica on the same store saw piece e first, by its own clock:
+	// the store's summary moved, and e keeps the time the store has.
+	byReplica := b.now.Add(-30 * time.Minute)
+	if _, err := b.store.RecordPieces(ctx, []store.PieceSeen{{ID: "e", Hash: "as the other replica read it"}}, byReplica); err != nil {
+		t.Fatal(err)
+	}
+	addPiece("e")
+	b.build(b.cfg)
+	check("e seen first by another replica", map[string]time.Time{"undated-a": firstRun, "undated-b": firstRun, "c": cSeen, "e": byReplica})
 
 	db, err := sql.Open("sqlite", b.cfg.DBPath())
 	if err != nil {
@@ -353,7 +365,7 @@ func TestIncrementalBuildFirstSeenTimesFollowTheStore(t *testing.T) {
 	}
 	addPiece("d")
 	b.build(b.cfg)
-	check("after the store lost undated-b", map[string]time.Time{"undated-a": firstRun, "undated-b": b.now, "c": b.now.Add(-time.Hour), "d": b.now})
+	check("after the store lost undated-b", map[string]time.Time{"undated-a": firstRun, "undated-b": b.now, "c": cSeen, "e": byReplica, "d": b.now})
 }
 
 // A build logs each content warning once: the build that reads the file logs

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"publisher/internal/cycle"
+	"publisher/internal/hugepages"
 )
 
 func runBuild(ctx context.Context, e *env, args []string) int {
@@ -15,6 +16,7 @@ func runBuild(ctx context.Context, e *env, args []string) int {
 		return st
 	}
 	defer limitHeap(buildHeapLimit)()
+	hugepages.ForHeap(freshHeapHugePages)
 	o, st := e.open(ctx, "build")
 	if o == nil {
 		return st
@@ -38,6 +40,13 @@ func runBuild(ctx context.Context, e *env, args []string) int {
 // (the limit is soft: the runtime caps the collector at about half the CPU
 // rather than thrash to keep it).
 const buildHeapLimit = 160 << 20
+
+// freshHeapHugePages is how much of the heap a one-shot command (build, run)
+// has backed by huge pages: about what an incremental build of a 10,000-piece
+// archive touches (50 MB), which took it some 12,000 page faults of 3-17 µs
+// each on a virtual machine. The daemon asks for none: its heap is touched once
+// and kept, and it would only hold more memory.
+const freshHeapHugePages = 64 << 20
 
 // limitHeap sets a soft memory limit unless the operator set one (GOMEMLIMIT),
 // and returns the function that puts the previous limit back.

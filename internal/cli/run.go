@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"publisher/internal/cycle"
+	"publisher/internal/hugepages"
 )
 
 func runRun(ctx context.Context, e *env, args []string) int {
@@ -36,6 +37,7 @@ errors.`)
 	if _, st := fs.parse(args, 0, 0); st >= 0 {
 		return st
 	}
+	hugepages.ForHeap(freshHeapHugePages)
 	o, st := e.open(ctx, "run")
 	if o == nil {
 		return st

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"slices"
+	"strings"
 
 	"publisher/internal/cycle"
 	"publisher/internal/hugepages"
@@ -15,7 +17,7 @@ func runBuild(ctx context.Context, e *env, args []string) int {
 	if _, st := fs.parse(args, 0, 0); st >= 0 {
 		return st
 	}
-	defer limitHeap(buildHeapLimit)()
+	defer limitHeap(buildHeapLimit, e.environ)()
 	hugepages.ForHeap(freshHeapHugePages)
 	o, st := e.open(ctx, "build")
 	if o == nil {
@@ -49,12 +51,33 @@ const buildHeapLimit = 160 << 20
 const freshHeapHugePages = 64 << 20
 
 // limitHeap sets a soft memory limit unless the operator set one (GOMEMLIMIT),
-// and returns the function that puts the previous limit back.
-func limitHeap(limit int64) (restore func()) {
+// and returns the function that puts the previous settings back. Under that
+// limit the collector waits for it (unless the operator set GOGC): a build is
+// over in seconds, an incremental one allocates some 50 MB in all, and
+// collecting every time the heap doubled from 4 MB cost it a tenth of its CPU
+// (0.42 against 0.36 s, medians of 10); the limit still bounds the heap.
+func limitHeap(limit int64, environ []string) (restore func()) {
 	previous := debug.SetMemoryLimit(-1)
 	if previous != math.MaxInt64 {
 		return func() {}
 	}
 	debug.SetMemoryLimit(limit)
-	return func() { debug.SetMemoryLimit(previous) }
+	percent := -1
+	if !setIn(environ, "GOGC") {
+		percent = debug.SetGCPercent(-1)
+	}
+	return func() {
+		if percent != -1 {
+			debug.SetGCPercent(percent)
+		}
+		debug.SetMemoryLimit(previous)
+	}
+}
+
+// setIn reports whether environ gives name a value.
+func setIn(environ []string, name string) bool {
+	return slices.ContainsFunc(environ, func(kv string) bool {
+		v, ok := strings.CutPrefix(kv, name+"=")
+		return ok && v != ""
+	})
 }

@@ -79,6 +79,11 @@ func (c *Cache) sigHex(buf *[]byte, file, sidecar string, refs []string) [32]byt
 	return out
 }
 
+// Cached is the entry of Cache.Next that the Load which returned p recorded it
+// under (nil without a Cache): what Next[p.File] holds, without a lookup a
+// build would make for each of its pieces.
+func (p *Piece) Cached() *FileResult { return p.cached }
+
 // lazyBody reads a cached piece's body from its file when first asked. It is
 // shared by every copy of the piece. It holds what the reading needs rather
 // than a closure: one is made for every cached piece on every build.

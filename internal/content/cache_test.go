@@ -156,7 +156,11 @@ func TestCacheSparesUnchangedFilesAndReadsBodiesWhenAsked(t *testing.T) {
 		if a, b := mustHTML(t, &f, page), mustHTML(t, &g, page); a != b {
 			t.Errorf("%s: PieceHTML differs", g.File)
 		}
+		if f.Cached() == nil || f.Cached() != c1.Next[f.File] || g.Cached() != c2.Next[g.File] || !g.Cached().Reused {
+			t.Errorf("%s: Cached() is not the Cache entry the piece was recorded under", g.File)
+		}
 		f.HTML, f.Text, f.body, g.body = "", "", nil, nil
+		f.cached, g.cached = nil, nil
 		if !reflect.DeepEqual(f, g) {
 			t.Errorf("%s: cached piece\n%+v\nwant\n%+v", g.File, g, f)
 		}

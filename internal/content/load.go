@@ -177,7 +177,7 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 		r := &results[i]
 		if c := opts.Cache; c != nil {
 			if r.reused != nil {
-				c.Next[f] = r.reused
+				r.entry = r.reused
 			} else {
 				kept := *r.piece
 				kept.HTML, kept.Text, kept.body = "", "", nil
@@ -188,11 +188,12 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 				if kept.Summary == "" {
 					kept.Lede = Teaser(&Piece{Lede: r.piece.Lede})
 				}
-				c.Next[f] = &FileResult{
+				r.entry = &FileResult{
 					Sig: r.sig, Piece: kept, OK: r.ok, Problems: r.problems,
 					Sidecar: r.sidecar, Refs: r.refs,
 				}
 			}
+			c.Next[f] = r.entry
 		}
 		problems = append(problems, r.problems...)
 		if r.sidecar != "" {
@@ -230,6 +231,7 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 	pieces := make([]Piece, len(chosen))
 	for k, i := range chosen {
 		pieces[k] = *results[i].piece
+		pieces[k].cached = results[i].entry
 	}
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].File < problems[j].File })
 	return pieces, problems, nil
@@ -243,6 +245,7 @@ type parsed struct {
 	sidecar  string      // the sidecar this file took, if any
 	refs     []string    // the files in its folder it links to (FileResult.Refs)
 	reused   *FileResult // the Cache's entry it was taken from
+	entry    *FileResult // the Cache's entry for it now (reused or new)
 	sig      string      // FileResult.Sig (with a Cache)
 }
 

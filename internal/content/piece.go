@@ -78,6 +78,8 @@ type Piece struct {
 	// body reads HTML and Text from the file when Load took the piece from
 	// its Cache without them (see Body).
 	body *lazyBody
+	// cached is the Cache entry Load recorded the piece under (see Cached).
+	cached *FileResult
 }
 
 // Published is the date readers see: the editor's date, else when the piece was first seen.

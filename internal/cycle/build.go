@@ -110,6 +110,10 @@ type buildIndex struct {
 	// Files are the key of every file written, by path: a file whose key is
 	// unchanged is kept.
 	Files map[string]string
+	// encoded holds each result read from the file, but its first-seen time,
+	// as the file had it: a result the next build takes unchanged (the same
+	// pointer) is written back as those bytes rather than encoded again.
+	encoded map[*content.FileResult]string
 }
 
 // firstBaseSetting is the store's record of the first site.base_url: feed
@@ -215,6 +219,9 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 	)
 	go func() {
 		idx := buildIndex{Version: indexVersion, Global: global, Content: cache.Next, Files: keys.next}
+		if prev != nil {
+			idx.encoded = prev.encoded
+		}
 		if r.inc.seen != nil {
 			idx.Seen = *r.inc.seen
 		}
@@ -340,7 +347,7 @@ func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText 
 	}
 	// The store keeps microseconds; so must "now", to tell new pieces from old.
 	now := r.now().UTC().Truncate(time.Microsecond)
-	if err := r.firstSeen(ctx, pieces, cache, prevSeen, record, now); err != nil {
+	if err := r.firstSeen(ctx, pieces, prevSeen, record, now); err != nil {
 		return nil, fmt.Errorf("record pieces: %w", err)
 	}
 	for i := range pieces {
@@ -364,7 +371,7 @@ func (r *Runner) loadPieces(ctx context.Context, sum *Summary, record, withText 
 // cache carries while the store's summary is prevSeen (the store has the very
 // pieces the last build left); otherwise every time is read from the store,
 // and a piece the store has lost is recorded again.
-func (r *Runner) firstSeen(ctx context.Context, pieces []content.Piece, cache *content.Cache, prevSeen *store.PiecesSummary, record bool, now time.Time) error {
+func (r *Runner) firstSeen(ctx context.Context, pieces []content.Piece, prevSeen *store.PiecesSummary, record bool, now time.Time) error {
 	if !record {
 		seen, err := r.store.FirstSeen(ctx)
 		if err != nil {
@@ -380,7 +387,7 @@ func (r *Runner) firstSeen(ctx context.Context, pieces []content.Piece, cache *c
 		return nil
 	}
 	reused := func(p *content.Piece) *content.FileResult {
-		if res := cache.Next[p.File]; res != nil && res.Reused {
+		if res := p.Cached(); res != nil && res.Reused {
 			return res
 		}
 		return nil
@@ -454,7 +461,7 @@ func (r *Runner) firstSeen(ctx context.Context, pieces []content.Piece, cache *c
 	r.inc.seen = &summary
 	// The cache carries the times into the build's index.
 	for i := range pieces {
-		if res := cache.Next[pieces[i].File]; res != nil {
+		if res := pieces[i].Cached(); res != nil {
 			res.Piece.FirstSeen = pieces[i].FirstSeen
 		}
 	}

@@ -75,6 +75,14 @@ func (w *indexWriter) time(t time.Time) {
 	w.str(string(data))
 }
 
+// raw writes bytes an indexWriter wrote before.
+func (w *indexWriter) raw(s string) {
+	w.b = append(w.b, s...)
+	if len(w.b) >= indexChunk {
+		w.flush()
+	}
+}
+
 func (w *indexWriter) strs(list []string) {
 	w.uint(uint64(len(list)))
 	for _, s := range list {
@@ -101,7 +109,13 @@ func encodeIndex(out io.Writer, idx *buildIndex, output func() (string, error)) 
 	w.uint(uint64(len(files)))
 	for _, f := range files {
 		w.str(f)
-		writeResult(w, idx.Content[f])
+		res := idx.Content[f]
+		if raw, ok := idx.encoded[res]; ok {
+			w.raw(raw)
+		} else {
+			writeResult(w, res)
+		}
+		w.time(res.Piece.FirstSeen)
 	}
 	paths := make([]string, 0, len(idx.Files))
 	for p := range idx.Files {
@@ -128,6 +142,8 @@ func encodeIndex(out io.Writer, idx *buildIndex, output func() (string, error)) 
 	return w.err
 }
 
+// writeResult writes r but its piece's first-seen time, which a build may
+// change on a result it takes unchanged (encodeIndex writes it after).
 func writeResult(w *indexWriter, r *content.FileResult) {
 	w.str(r.Sig)
 	w.bool(r.OK)
@@ -172,7 +188,6 @@ func writeResult(w *indexWriter, r *content.FileResult) {
 	}
 	w.str(p.File)
 	w.str(p.Hash)
-	w.time(p.FirstSeen)
 }
 
 // indexReader reads the index format from one string; the strings it returns
@@ -300,10 +315,14 @@ func decodeIndex(data string) (*buildIndex, error) {
 		return nil, errIndex
 	}
 	idx.Content = make(map[string]*content.FileResult, n)
+	idx.encoded = make(map[*content.FileResult]string, n)
 	results := make([]content.FileResult, n)
 	for i := range n {
 		f := r.str()
+		start := r.s
 		readResult(r, &results[i])
+		idx.encoded[&results[i]] = start[:len(start)-len(r.s)]
+		results[i].Piece.FirstSeen = r.time()
 		idx.Content[f] = &results[i]
 		if r.err != nil {
 			return nil, r.err
@@ -329,6 +348,7 @@ func decodeIndex(data string) (*buildIndex, error) {
 // (with its file name): a byte or more for each of its 29 fields.
 const minResultBytes = 24
 
+// readResult reads what writeResult wrote.
 func readResult(r *indexReader, res *content.FileResult) {
 	res.Sig = r.str()
 	res.OK = r.bool()
@@ -377,5 +397,4 @@ func readResult(r *indexReader, res *content.FileResult) {
 	}
 	p.File = r.str()
 	p.Hash = r.str()
-	p.FirstSeen = r.time()
 }

@@ -24,6 +24,9 @@ type Cache struct {
 	// what this one found, for the next (sharing, and marking Reused, the
 	// entries of Prev it took).
 	Prev, Next map[string]*FileResult
+	// NextFiles are the keys of Next in the order Load read them: sorted
+	// when Options.Files was.
+	NextFiles []string
 }
 
 // FileResult is what Load made of one piece file, kept between builds.

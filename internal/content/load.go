@@ -102,6 +102,7 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 	loader := &stubLoader{dir: dir, maxBytes: maxBytes, opts: opts}
 	if opts.Cache != nil {
 		opts.Cache.Next = make(map[string]*FileResult, len(pieceFiles))
+		opts.Cache.NextFiles = pieceFiles
 	}
 
 	// Parsing is most of the work and each file stands alone: spread it over the

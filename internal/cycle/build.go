@@ -110,6 +110,9 @@ type buildIndex struct {
 	// Files are the key of every file written, by path: a file whose key is
 	// unchanged is kept.
 	Files map[string]string
+	// order lists Content's keys, as Load read them or the file held them:
+	// when sorted, they need not be sorted again.
+	order []string
 	// encoded holds each result read from the file, but its first-seen time,
 	// as the file had it: a result the next build takes unchanged (the same
 	// pointer) is written back as those bytes rather than encoded again.
@@ -218,7 +221,7 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 		saved    = make(chan error, 1)
 	)
 	go func() {
-		idx := buildIndex{Version: indexVersion, Global: global, Content: cache.Next, Files: keys.next}
+		idx := buildIndex{Version: indexVersion, Global: global, Content: cache.Next, Files: keys.next, order: cache.NextFiles}
 		if prev != nil {
 			idx.encoded = prev.encoded
 		}

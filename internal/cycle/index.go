@@ -101,15 +101,32 @@ func encodeIndex(out io.Writer, idx *buildIndex, output func() (string, error)) 
 	w.str(idx.Global)
 	w.uint(uint64(idx.Seen.Count))
 	w.time(idx.Seen.Newest)
-	files := make([]string, 0, len(idx.Content))
-	for f := range idx.Content {
-		files = append(files, f)
+	// The output's paths are sorted while the pieces are written.
+	sortedPaths := make(chan []string, 1)
+	go func() {
+		paths := make([]string, 0, len(idx.Files))
+		for p := range idx.Files {
+			paths = append(paths, p)
+		}
+		slices.Sort(paths)
+		sortedPaths <- paths
+	}()
+	files := idx.order
+	if len(files) != len(idx.Content) || !slices.IsSorted(files) {
+		files = make([]string, 0, len(idx.Content))
+		for f := range idx.Content {
+			files = append(files, f)
+		}
+		slices.Sort(files)
 	}
-	slices.Sort(files)
 	w.uint(uint64(len(files)))
 	for _, f := range files {
 		w.str(f)
 		res := idx.Content[f]
+		if res == nil {
+			<-sortedPaths
+			return fmt.Errorf("build index: %s listed but not recorded", f)
+		}
 		if raw, ok := idx.encoded[res]; ok {
 			w.raw(raw)
 		} else {
@@ -117,11 +134,7 @@ func encodeIndex(out io.Writer, idx *buildIndex, output func() (string, error)) 
 		}
 		w.time(res.Piece.FirstSeen)
 	}
-	paths := make([]string, 0, len(idx.Files))
-	for p := range idx.Files {
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
+	paths := <-sortedPaths
 	w.uint(uint64(len(paths)))
 	for _, p := range paths {
 		w.str(p)
@@ -316,9 +329,11 @@ func decodeIndex(data string) (*buildIndex, error) {
 	}
 	idx.Content = make(map[string]*content.FileResult, n)
 	idx.encoded = make(map[*content.FileResult]string, n)
+	idx.order = make([]string, n)
 	results := make([]content.FileResult, n)
 	for i := range n {
 		f := r.str()
+		idx.order[i] = f
 		start := r.s
 		readResult(r, &results[i])
 		idx.encoded[&results[i]] = start[:len(start)-len(r.s)]

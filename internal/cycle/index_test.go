@@ -3,7 +3,9 @@ package cycle
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -68,8 +70,11 @@ func TestIndexRoundTrip(t *testing.T) {
 	if len(got.encoded) != 2 {
 		t.Errorf("%d results kept as read, want 2", len(got.encoded))
 	}
+	if !slices.Equal(got.order, []string{"a.md", "b.md"}) {
+		t.Errorf("read in the order %q, want a.md, b.md", got.order)
+	}
 	again := *got
-	again.encoded = nil
+	again.encoded, again.order = nil, nil
 	if !reflect.DeepEqual(&again, idx) {
 		t.Errorf("read back\n%+v\nwant\n%+v", &again, idx)
 	}
@@ -77,6 +82,16 @@ func TestIndexRoundTrip(t *testing.T) {
 	// as they were read or encoded again.
 	if string(encode(t, got)) != string(data) || string(encode(t, &again)) != string(data) {
 		t.Error("the same index gives other bytes")
+	}
+	// The order a build gives is used only when sorted, and must list what
+	// is recorded.
+	again.order = []string{"b.md", "a.md"}
+	if string(encode(t, &again)) != string(data) {
+		t.Error("an unsorted order changed the bytes")
+	}
+	again.order = []string{"a.md", "c.md"}
+	if err := encodeIndex(io.Discard, &again, nil); err == nil {
+		t.Error("an order naming a file not recorded was written")
 	}
 	// Anything cut short or altered is refused, never half read.
 	flipped := []byte(string(data))
@@ -145,6 +160,7 @@ func FuzzDecodeIndex(f *testing.F) {
 		again, err := decodeIndex(string(encode(t, idx)))
 		if err == nil {
 			again.encoded, idx.encoded = nil, nil // keyed by the results' addresses
+			again.order, idx.order = nil, nil
 		}
 		if err != nil || !reflect.DeepEqual(again, idx) {
 			t.Fatalf("an index read back and written again reads differently: %v", err)

@@ -139,16 +139,6 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 	}
 	global := hashStrings(r.inc.global, idBase)
 	prev := r.readIndex(global)
-	// The last index, read, is removed while the build runs rather than when
-	// the new one takes its place: removing a file of megabytes waits on the
-	// disk (10 ms for 7 MB here). A build that stops before saving its own
-	// leaves none, so the next one reads every piece again.
-	oldIndexGone := make(chan struct{})
-	go func() {
-		defer close(oldIndexGone)
-		r.forgetIndex()
-	}()
-	defer func() { <-oldIndexGone }()
 	// Only the digests read the pieces' plain text.
 	cache := &content.Cache{Stats: r.inc.stats}
 	var prevSeen *store.PiecesSummary
@@ -181,6 +171,17 @@ func (r *Runner) build(ctx context.Context, sum *Summary, inputs string, files [
 	}
 	w := o.w
 	r.forgetBuildState()
+	// From here the output changes, and the last index no longer matches it:
+	// it is removed while the build renders rather than when the new one
+	// takes its place, as removing a file of megabytes waits on the disk
+	// (10 ms for 7 MB here). A build that failed before this point leaves it
+	// for the next one; one that stops after it leaves none.
+	oldIndexGone := make(chan struct{})
+	go func() {
+		defer close(oldIndexGone)
+		r.forgetIndex()
+	}()
+	defer func() { <-oldIndexGone }()
 	keys := &fileKeys{w: w}
 	if prev != nil {
 		keys.prev = prev.Files

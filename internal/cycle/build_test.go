@@ -368,6 +368,54 @@ func TestIncrementalBuildFirstSeenTimesFollowTheStore(t *testing.T) {
 	check("after the store lost undated-b", map[string]time.Time{"undated-a": firstRun, "undated-b": b.now, "c": cSeen, "e": byReplica, "d": b.now})
 }
 
+// A build that fails before it changes the output leaves the last index, so
+// the next build is still an incremental one.
+func TestABuildFailingBeforeItWritesKeepsTheLastIndex(t *testing.T) {
+	b := newBench(t, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	b.piece("a", "Piece A", "2026-11-20", "Energy")
+	b.piece("b", "Piece B", "2026-11-21", "Energy")
+	b.age(time.Hour)
+	b.build(b.cfg)
+	indexFile := filepath.Join(b.cfg.Data.Dir, buildIndexName)
+	before, err := os.ReadFile(indexFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The store refuses the new piece: recording it fails, after the index
+	// was read and before anything is written.
+	db, err := sql.Open("sqlite", b.cfg.DBPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER refuse_pieces BEFORE INSERT ON pieces BEGIN SELECT RAISE(FAIL, 'refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	b.now = b.now.Add(time.Hour)
+	start := time.Now().Add(-time.Second)
+	b.piece("c", "Piece C", "2026-11-22", "Energy")
+	b.ageSince(start, time.Minute)
+	r, err := New(Deps{Config: b.cfg, Store: b.store, Templates: templates.Embedded(), Now: func() time.Time { return b.now }, Logger: b.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(context.Background(), Options{BuildOnly: true}); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("the build with the store refusing pieces: %v, want the refusal", err)
+	}
+	after, err := os.ReadFile(indexFile)
+	if err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("the failed build left the index %d bytes (%v), want the last build's %d", len(after), err, len(before))
+	}
+
+	if _, err := db.Exec(`DROP TRIGGER refuse_pieces`); err != nil {
+		t.Fatal(err)
+	}
+	if sum := b.build(b.cfg); sum.Output.Kept == 0 {
+		t.Errorf("the build after the failed one kept nothing: %+v", sum.Output)
+	}
+}
+
 // A build logs each content warning once: the build that reads the file logs
 // it, the builds that take the file unchanged from the index (or skip
 // building) count it in one line. Errors are logged every time.

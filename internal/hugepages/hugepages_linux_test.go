@@ -2,9 +2,9 @@ package hugepages
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,7 +87,7 @@ func TestForHeapGivesTheNextAllocationsHugePages(t *testing.T) {
 		t.Fatalf("advise(32 MB) = %#x-%#x, %v: want 32 MB advised", lo, hi, ok)
 	}
 	for addr := lo; addr < hi; addr += hugePage {
-		if m := containing(t, addr); !strings.Contains(fmt.Sprint(m.flags), "hg") {
+		if m := containing(t, addr); !slices.Contains(m.flags, "hg") {
 			t.Fatalf("mapping %#x-%#x holding %#x has flags %v, no hg (MADV_HUGEPAGE)", m.lo, m.hi, addr, m.flags)
 		}
 	}
@@ -106,7 +106,7 @@ func TestForHeapGivesTheNextAllocationsHugePages(t *testing.T) {
 		t.Errorf("6 MB touched in the advised range; mapping %#x-%#x has AnonHugePages %d kB, want at least one 2 MB page", m.lo, m.hi, m.anonHugePages)
 	}
 	// The flag covers the range only: the runtime's memory around it is as before.
-	if m := containing(t, hi); strings.Contains(fmt.Sprint(m.flags), "hg") {
+	if m := containing(t, hi); slices.Contains(m.flags, "hg") {
 		t.Errorf("mapping %#x-%#x after the advised range has hg too", m.lo, m.hi)
 	}
 }

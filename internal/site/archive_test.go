@@ -319,3 +319,30 @@ func TestEveryPageHasTheSignUpForm(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRender is rendering every page of a 10,000-piece archive (what a
+// full build renders), without writing it anywhere.
+func BenchmarkRender(b *testing.B) {
+	s, err := New(Options{Title: "Desk", Description: "Analysis from the desk", BaseURL: base, SubscribeAction: "/subscribe"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pieces := archive(10000, time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), 3*time.Hour)
+	b.ReportAllocs()
+	for b.Loop() {
+		plan, err := s.Plan(pieces)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var size int
+		if err := plan.Render(func(Page) bool { return true }, func(f output.File) {
+			size += len(f.Data)
+			if f.Release != nil {
+				f.Release()
+			}
+		}); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(size)/1e6, "MB/op")
+	}
+}

@@ -31,9 +31,12 @@ type pageData struct {
 	// empty when the layout defines no such template. The front page, which
 	// lists every feed in its body, has no FeedsFoot.
 	FeedsHead, FeedsFoot template.HTML `json:"-"` // made from Feeds
-	Pieces               []*pieceView  `json:"-"`
-	Piece                *pieceView    `json:"-"`
-	Topic                *feedGroup    `json:"-"` // keyed in frame
+	// Header is "site-header" and Subscribe "site-subscribe", rendered once
+	// for every page with the same Site (and Topic, for Subscribe).
+	Header, Subscribe template.HTML `json:"-"`
+	Pieces            []*pieceView  `json:"-"`
+	Piece             *pieceView    `json:"-"`
+	Topic             *feedGroup    `json:"-"` // keyed in frame
 	// Heading names an archive page: "November 2026", "November 2026, page 2".
 	Heading string
 	// Prev is the page of older pieces, Next of newer ones (rel="prev", rel="next").

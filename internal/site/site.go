@@ -232,6 +232,8 @@ const (
 	EntryTemplate     = "site-piece-entry" // one piece in a list
 	FeedsHeadTemplate = "site-feeds-head"  // a page's feeds as autodiscovery links
 	FeedsFootTemplate = "site-feeds-foot"  // the site's feeds as footer links
+	HeaderTemplate    = "site-header"      // the site's name and navigation
+	SubscribeTemplate = "site-subscribe"   // the sign-up form
 )
 
 // part renders one of the layout's shared templates, or "" when the layout
@@ -246,6 +248,43 @@ func (s *Site) part(name string, data any) (template.HTML, error) {
 		return "", fmt.Errorf("site: %s: %w", name, err)
 	}
 	return template.HTML(b.String()), nil
+}
+
+// pageFrame is what many pages share besides the site: a topic, a set of
+// feeds, and the parts rendered once for all of them.
+type pageFrame struct {
+	topic *feedGroup
+	feeds []feedLink
+	key   string // frameKey(feeds, topic)
+	// Rendered from feeds ("site-feeds-head"), the site's feeds
+	// ("site-feeds-foot"), and the site and topic ("site-header",
+	// "site-subscribe"): each costs about as much as a piece's own part of
+	// its page, so once per frame rather than once per page.
+	feedsHead, feedsFoot, header, subscribe template.HTML
+}
+
+// frame renders the shared parts for pages of sd showing topic (nil for the
+// site's own pages) and feeds; foot is the site's feeds in the footer. The
+// header and the form see the page's data with nothing else set.
+func (s *Site) frame(sd *siteData, topic *feedGroup, feeds []feedLink, foot template.HTML) (*pageFrame, error) {
+	fr := &pageFrame{topic: topic, feeds: feeds, key: frameKey(feeds, topic), feedsFoot: foot}
+	var err error
+	if fr.feedsHead, err = s.part(FeedsHeadTemplate, feeds); err != nil {
+		return nil, err
+	}
+	data := &pageData{Site: sd, Topic: topic}
+	if fr.header, err = s.part(HeaderTemplate, data); err != nil {
+		return nil, err
+	}
+	if fr.subscribe, err = s.part(SubscribeTemplate, data); err != nil {
+		return nil, err
+	}
+	return fr, nil
+}
+
+func (fr *pageFrame) fill(d *pageData) {
+	d.Topic, d.Feeds, d.frame = fr.topic, fr.feeds, fr.key
+	d.FeedsHead, d.FeedsFoot, d.Header, d.Subscribe = fr.feedsHead, fr.feedsFoot, fr.header, fr.subscribe
 }
 
 // Page is one file of the archive.
@@ -304,10 +343,6 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 	topics := feed.Topics(sorted)
 	sd := s.siteData(topics)
 	siteFeeds := sd.FeedGroups[0].Links
-	head, err := s.part(FeedsHeadTemplate, siteFeeds)
-	if err != nil {
-		return nil, err
-	}
 	foot, err := s.part(FeedsFootTemplate, siteFeeds)
 	if err != nil {
 		return nil, err
@@ -316,15 +351,19 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 	// The piece pages: each depends on its piece and on a frame that is the
 	// same for all of them.
 	psd := pieceSite(sd)
-	siteFrame := frameKey(siteFeeds, nil)
-	frame := &pageData{Site: psd, Feeds: siteFeeds, FeedsHead: head, FeedsFoot: foot, frame: siteFrame}
-	pieceFrame := dataKey(PieceTemplate, "", frame, jsonKey(psd), nil)
+	pieceFrame, err := s.frame(psd, nil, siteFeeds, foot)
+	if err != nil {
+		return nil, err
+	}
+	pieceData := &pageData{Site: psd}
+	pieceFrame.fill(pieceData)
+	pieceKey := dataKey(PieceTemplate, "", pieceData, jsonKey(psd), nil)
 	// A key per piece and page: on every core, as they are most of the plan.
 	p.pages = make([]page, len(sorted), len(sorted)+len(sorted)/4)
 	err = forEach(len(sorted), func(i int) error {
 		p.keys[i] = sorted[i].Key()
 		path := feed.PieceDir(sorted[i].Slug) + "index.html"
-		p.pages[i] = page{tmpl: PieceTemplate, path: path, data: frame, piece: i, key: hashOf(pieceFrame, path, p.keys[i])}
+		p.pages[i] = page{tmpl: PieceTemplate, path: path, data: pieceData, piece: i, key: hashOf(pieceKey, path, p.keys[i])}
 		return nil
 	})
 	if err != nil {
@@ -332,21 +371,25 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 	}
 
 	// The lists: the site's, then each topic's.
+	siteFrame, err := s.frame(sd, nil, siteFeeds, foot)
+	if err != nil {
+		return nil, err
+	}
 	sdKey := jsonKey(sd)
 	all := make([]int, len(sorted))
 	for i := range all {
 		all[i] = i
 	}
-	front := &pageData{Site: sd, Canonical: sd.Home, Description: s.opts.Description, Feeds: siteFeeds, FeedsHead: head, Archive: sd.ArchiveURL, frame: siteFrame}
-	p.addArchive("", ArchiveDir, all, front, func(d *pageData) {
-		d.Feeds, d.FeedsHead, d.FeedsFoot, d.frame = siteFeeds, head, foot, siteFrame
-	})
+	front := &pageData{Site: sd, Canonical: sd.Home, Description: s.opts.Description, Archive: sd.ArchiveURL}
+	siteFrame.fill(front)
+	front.FeedsFoot = "" // the front page lists every feed in its body
+	p.addArchive("", ArchiveDir, all, front, siteFrame)
 	months := &pageData{
 		Site: sd, Title: "Archive", Heading: "Archive", Canonical: sd.ArchiveURL,
 		Description: fmt.Sprintf("Every piece from %s, month by month", s.opts.Title),
-		Feeds:       siteFeeds, FeedsHead: head, FeedsFoot: foot, Archive: sd.ArchiveURL,
-		Years: front.Years, frame: siteFrame,
+		Archive:     sd.ArchiveURL, Years: front.Years,
 	}
+	siteFrame.fill(months)
 	front.Years = nil // the front page links to the archive's index instead
 	p.addList(IndexTemplate, "index.html", front, all)
 	p.addList(MonthsTemplate, ArchiveDir+"index.html", months, nil)
@@ -375,21 +418,19 @@ func (s *Site) Plan(pieces []content.Piece) (*Plan, error) {
 	for i, t := range topics {
 		group := &sd.FeedGroups[i+1]
 		feeds := append(append([]feedLink{}, group.Links...), siteFeeds...)
-		topicHead, err := s.part(FeedsHeadTemplate, feeds)
+		topicFrame, err := s.frame(sd, group, feeds, foot)
 		if err != nil {
 			return nil, err
 		}
 		dir := feed.TopicDir(t.Slug)
-		topicFrame := frameKey(feeds, group)
 		home := &pageData{
 			Site: sd, Title: t.Name, Canonical: group.Home,
 			Description: fmt.Sprintf("Pieces on %s from %s", t.Name, s.opts.Title),
-			Topic:       group, Feeds: feeds, FeedsHead: topicHead, FeedsFoot: foot, Archive: group.Home, frame: topicFrame,
+			Archive:     group.Home,
 		}
+		topicFrame.fill(home)
 		on := byTopic[t.Slug]
-		p.addArchive(t.Name+": ", dir, on, home, func(d *pageData) {
-			d.Topic, d.Feeds, d.FeedsHead, d.FeedsFoot, d.frame = group, feeds, topicHead, foot, topicFrame
-		})
+		p.addArchive(t.Name+": ", dir, on, home, topicFrame)
 		p.addList(TopicTemplate, dir+"index.html", home, on)
 	}
 	// The lists' keys, once their data is complete (an archive links the page
@@ -417,9 +458,8 @@ func (p *Plan) addList(tmpl, path string, data *pageData, pieces []int) {
 // empty, else a topic's) rooted at folder dir, for pieces (newest first), and
 // links them in a run from the oldest to end, the page that lists the newest
 // pieces (the front page or the topic's page): end.Prev becomes the newest
-// archive page and end.Years the archive's months. frame fills each page's
-// feeds.
-func (p *Plan) addArchive(prefix, dir string, pieces []int, end *pageData, frame func(*pageData)) {
+// archive page and end.Years the archive's months. Each page gets fr.
+func (p *Plan) addArchive(prefix, dir string, pieces []int, end *pageData, fr *pageFrame) {
 	parts := archiveParts(p.sorted, pieces, p.s.opts.PageSize)
 	root := feed.Resolve(p.s.base, dir)
 	urls := make([]string, len(parts))
@@ -433,7 +473,7 @@ func (p *Plan) addArchive(prefix, dir string, pieces []int, end *pageData, frame
 			Description: fmt.Sprintf("%sPieces published in %s on %s", prefix, part.month.name(), p.s.opts.Title),
 			Archive:     end.Archive,
 		}
-		frame(d)
+		fr.fill(d)
 		if i > 0 {
 			d.Prev = &navLink{URL: urls[i-1], Title: prefix + parts[i-1].title()}
 		}

@@ -526,6 +526,105 @@ func TestPartsRenderedOnceOverrides(t *testing.T) {
 	}
 }
 
+// The site's header and the sign-up form are rendered once for many pages
+// ("site-header", "site-subscribe") and every page shows its frame's: one
+// header naming the site with its links home and to the archive, one form,
+// which on a topic's pages signs up for that topic. Overrides of either are
+// used, and a layout of its own that prints the header and calls the form
+// itself (as layouts did before) still works.
+func TestSharedPartsOnEveryPage(t *testing.T) {
+	check := func(t *testing.T, pages map[string]*html.Node, headerClass, formClass string) {
+		t.Helper()
+		if len(pages) < 8 {
+			t.Fatalf("%d pages", len(pages))
+		}
+		for path, doc := range pages {
+			var headers []*html.Node
+			for _, h := range find(doc, "header") {
+				if strings.Contains(attr(h, "class"), "site") {
+					headers = append(headers, h)
+				}
+			}
+			if len(headers) != 1 {
+				t.Errorf("%s: %d site headers", path, len(headers))
+				continue
+			}
+			var hrefs []string
+			for _, a := range find(headers[0], "a") {
+				hrefs = append(hrefs, attr(a, "href"))
+			}
+			if !slices.Equal(hrefs, []string{base, base, base + "archive/"}) || !strings.Contains(text(headers[0]), "Analysis Desk") ||
+				!strings.Contains(text(headers[0]), "Analysis from the desk") || attr(headers[0], "class") != headerClass {
+				t.Errorf("%s: header %q links %q", path, text(headers[0]), hrefs)
+			}
+			var forms []*html.Node
+			for _, sec := range find(doc, "section") {
+				if strings.Contains(attr(sec, "class"), "subscribe") {
+					forms = append(forms, sec)
+				}
+			}
+			if len(forms) != 1 || attr(forms[0], "class") != formClass {
+				t.Errorf("%s: %d sign-up forms", path, len(forms))
+				continue
+			}
+			hidden := ""
+			for _, in := range find(forms[0], "input") {
+				if attr(in, "type") == "hidden" {
+					hidden = attr(in, "value")
+				}
+			}
+			want := ""
+			if strings.HasPrefix(path, "topics/eu/") {
+				want = "EU"
+			} else if strings.HasPrefix(path, "topics/energy-policy/") {
+				want = "Energy Policy"
+			}
+			if hidden != want {
+				t.Errorf("%s: the form signs up for topic %q, want %q", path, hidden, want)
+			}
+		}
+	}
+	check(t, renderPages(t, newSite(t)), "site", "box subscribe")
+
+	layout, err := fs.ReadFile(templates.FS(""), LayoutTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := fs.ReadFile(templates.FS(""), PartsTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	customLayout := strings.Replace(string(layout), `<header class="site">`, `<header class="site mine">`, 1)
+	customParts := strings.Replace(string(parts), `<section class="box subscribe" id="subscribe">`, `<section class="box subscribe mine" id="subscribe">`, 1)
+	if customLayout == string(layout) || customParts == string(parts) {
+		t.Fatal("the header or the form is not where the test looks for it")
+	}
+	writeTemplate(t, dir, LayoutTemplate, customLayout)
+	writeTemplate(t, dir, PartsTemplate, customParts)
+	check(t, renderPages(t, newSite(t, func(o *Options) { o.Templates = templates.FS(dir) })), "site mine", "box subscribe mine")
+
+	// An older layout: the header written out in the frame, and pages that
+	// call the form themselves.
+	dir = t.TempDir()
+	inline := `<header class="site old"><p class="site-title"><a href="{{.Site.Home}}">{{.Site.Title}}</a></p>` +
+		`{{with .Site.Description}}<p class="tagline">{{.}}</p>{{end}}<nav><a href="{{.Site.Home}}">Latest</a> <a href="{{.Site.ArchiveURL}}">Archive</a></nav></header>`
+	oldLayout := strings.Replace(string(layout), "{{.Header}}", inline, 1)
+	if oldLayout == string(layout) {
+		t.Fatal("the layout prints no .Header")
+	}
+	writeTemplate(t, dir, LayoutTemplate, oldLayout)
+	writeTemplate(t, dir, PartsTemplate, customParts)
+	for _, name := range pageTemplates {
+		page, err := fs.ReadFile(templates.FS(""), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeTemplate(t, dir, name, strings.Replace(string(page), "{{.Subscribe}}", `{{template "site-subscribe" .}}`, 1))
+	}
+	check(t, renderPages(t, newSite(t, func(o *Options) { o.Templates = templates.FS(dir) })), "site old", "box subscribe mine")
+}
+
 // TestForEachTurnsAPanicIntoAnError: a bug meeting one page fails the build
 // with an error; the process (a daemon serving the site) goes on.
 func TestForEachTurnsAPanicIntoAnError(t *testing.T) {

@@ -715,3 +715,47 @@ func TestSignupTimingTellsNothing(t *testing.T) {
 		t.Fatalf("new07 after the queue: %q", s.Status)
 	}
 }
+
+// The daemon's pages wear the archive's frame: each shows the site's header
+// (from the layout's "site-header") once, naming the site and linking its
+// home and archive.
+func TestPagesShowTheSiteHeader(t *testing.T) {
+	e := newEnv(t, nil)
+	sub := e.addSubscriber("header@example.org", store.StatusActive)
+	pages := map[string]response{
+		"subscribed":  e.postForm("/subscribe", signupForm("header-new@example.org"), nil),
+		"bad token":   e.get("/confirm?token=nonsense", nil),
+		"preferences": e.get("/preferences?token="+e.signer.Sign(PurposePreferences, sub.ID, time.Time{}), nil),
+		"unsubscribe": e.get("/unsubscribe?token="+e.signer.Sign(PurposeUnsubscribe, sub.ID, time.Time{}), nil),
+	}
+	for name, r := range pages {
+		doc, err := nethtml.Parse(strings.NewReader(r.body))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var headers []*nethtml.Node
+		for n := range doc.Descendants() {
+			if n.DataAtom == atom.Header {
+				headers = append(headers, n)
+			}
+		}
+		if len(headers) != 1 {
+			t.Errorf("%s (%d): %d headers", name, r.status, len(headers))
+			continue
+		}
+		var links []string
+		for n := range headers[0].Descendants() {
+			if n.DataAtom == atom.A {
+				for _, a := range n.Attr {
+					if a.Key == "href" {
+						links = append(links, a.Val+" "+n.FirstChild.Data)
+					}
+				}
+			}
+		}
+		want := []string{e.base + " Desk Notes", e.base + " Latest", e.base + "archive/ Archive"}
+		if !slices.Equal(links, want) {
+			t.Errorf("%s: header links %q, want %q", name, links, want)
+		}
+	}
+}

@@ -240,6 +240,20 @@ func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
 	return pages, nil
 }
 
+// executePage renders a page in the archive's frame, which prints the site's
+// header as .Header: the archive renders it once for all its pages, a page
+// here renders its own.
+func executePage(w io.Writer, t *template.Template, data pageData) error {
+	if header := t.Lookup("site-header"); header != nil {
+		var b strings.Builder
+		if err := header.Execute(&b, data); err != nil {
+			return err
+		}
+		data.Header = template.HTML(b.String())
+	}
+	return t.ExecuteTemplate(w, "site-layout", data)
+}
+
 // CheckTemplates parses the daemon's page and confirmation-email templates in
 // fsys and executes each against sample data, as `publisher check` does: a
 // template that parses but fails when a reader opens the page (an unknown
@@ -259,7 +273,7 @@ func CheckTemplates(fsys fs.FS) []error {
 		CadenceChoices: []cadenceChoice{{Value: "daily", Label: "Once a day", Selected: true}},
 	}
 	for _, name := range pageNames {
-		if err := pages[name].ExecuteTemplate(io.Discard, "site-layout", page); err != nil {
+		if err := executePage(io.Discard, pages[name], page); err != nil {
 			errs = append(errs, fmt.Errorf("web: %w", err))
 		}
 	}
@@ -365,7 +379,9 @@ func tokenPageHeaders(w http.ResponseWriter) {
 // pageData is what every web-*.html.tmpl page sees.
 type pageData struct {
 	// Site is what the archive's frame shows of the site.
-	Site           frameSite
+	Site frameSite
+	// Header is the frame's "site-header" for Site (see executePage).
+	Header         template.HTML
 	SiteTitle      string
 	HomeURL        string
 	Heading        string
@@ -405,7 +421,7 @@ func (s *Server) newPage() pageData {
 // becomes a clean 500, never half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) {
 	var buf bytes.Buffer
-	if err := s.pages[name].ExecuteTemplate(&buf, "site-layout", data); err != nil {
+	if err := executePage(&buf, s.pages[name], data); err != nil {
 		s.logger.Error("render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

@@ -146,7 +146,11 @@ func balance(fragment string) (string, error) {
 }
 
 func parseFragment(fragment string) ([]*html.Node, error) {
-	nodes, err := html.ParseFragment(strings.NewReader(fragment), &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body})
+	return parseFragmentFrom(strings.NewReader(fragment))
+}
+
+func parseFragmentFrom(r io.Reader) ([]*html.Node, error) {
+	nodes, err := html.ParseFragment(r, &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body})
 	if err != nil {
 		return nil, fmt.Errorf("parse HTML: %w", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -315,5 +317,65 @@ func TestLoadWithFilesGiven(t *testing.T) {
 	// a.md, wire.txt, and a/z.md, which takes "same" from b.md by path order.
 	if len(walked) != 3 || len(walkedProblems) < 4 || !slices.ContainsFunc(walked, func(p Piece) bool { return p.Slug == "same" && p.File == "a/z.md" }) {
 		t.Errorf("%d pieces, %d problems: the fixture is not what the test thinks", len(walked), len(walkedProblems))
+	}
+}
+
+// BenchmarkLoad is loading 400 pieces of about 5 KB, half Markdown with front
+// matter, links, a heading, a list and a table, half plain text with a
+// sidecar: the per-piece cost of a full build's parse.
+func BenchmarkLoad(b *testing.B) {
+	dir := b.TempDir()
+	words := strings.Fields("ports tariffs contracts negotiators observers reserves pipeline budget regulator exporters insurers markets cargoes transit the a of to")
+	sentence := func(i, n int) string {
+		var s []string
+		for k := range n {
+			s = append(s, words[(i*7+k*3)%len(words)])
+		}
+		return strings.ToUpper(s[0][:1]) + strings.Join(s, " ")[1:] + "."
+	}
+	para := func(i int) string {
+		var s []string
+		for k := range 6 {
+			s = append(s, sentence(i+k, 9+k))
+		}
+		return strings.Join(s, " ")
+	}
+	for i := range 200 {
+		md := fmt.Sprintf("---\ntitle: \"Piece %d on ports\"\nauthors:\n  - name: Ann Analyst\n    role: Fellow\ndate: 2026-11-01T09:00:00Z\ntopics: [\"Energy\", \"Economy\"]\nsummary: %q\n---\n\n", i, sentence(i, 14))
+		for p := range 8 {
+			md += para(i+p) + "\n\n"
+			switch p {
+			case 2:
+				md += "## A section\n\n- " + sentence(i, 6) + "\n- " + sentence(i+1, 7) + "\n\n"
+			case 4:
+				md += fmt.Sprintf("See [the piece before](../piece-%d/) and [the report](https://source.example/r/%d), or *www.example.org*.\n\n", i-1, i)
+			case 6:
+				md += "| Port | Calls |\n| --- | ---: |\n| Split | 120 |\n| Rijeka | 80 |\n\n"
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("piece-%03d.md", i)), []byte(md), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		txt := "Originally published in the Harbour Review\nAnn Analyst\n"
+		for p := range 8 {
+			txt += para(i+p) + "\n"
+		}
+		txt += "Ann Analyst\nFellow, Harbour Institute"
+		side := fmt.Sprintf("title: Plain piece %d\ndate: 2026-11-02T09:00:00Z\ntopics: [Economy]\n", i)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("plain-%03d.txt", i)), []byte(txt), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("plain-%03d.yaml", i)), []byte(side), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	base, _ := url.Parse("https://desk.example/pieces/")
+	opts := Options{SkipText: true, LinkBase: func(slug string) *url.URL { return base.JoinPath(slug + "/") }}
+	b.ReportAllocs()
+	for b.Loop() {
+		pieces, problems, err := Load(context.Background(), dir, opts)
+		if err != nil || len(pieces) != 400 {
+			b.Fatalf("%d pieces, %v, %v", len(pieces), problems, err)
+		}
 	}
 }

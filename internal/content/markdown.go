@@ -18,8 +18,9 @@ import (
 type parser struct {
 	markdown goldmark.Markdown
 	policy   *bluemonday.Policy
-	// fileBuf and sidecarBuf hold the file being parsed (see parseFile).
-	fileBuf, sidecarBuf bytes.Buffer
+	// fileBuf and sidecarBuf hold the file being parsed (see parseFile);
+	// renderBuf and cleanBuf its Markdown rendered, then sanitised.
+	fileBuf, sidecarBuf, renderBuf, cleanBuf bytes.Buffer
 	// linkBase is Options.LinkBase.
 	linkBase func(slug string) *url.URL
 	// refs collects the relative links of the file being parsed that name a
@@ -79,14 +80,22 @@ func (ps *parser) parseMarkdown(file string, data, sidecar []byte) (Piece, []Pro
 	problems = append(problems, applySidecar(&p, file, sidecar)...)
 
 	problems = append(problems, scanDangerousHTML(file, body, bodyLine)...)
-	var rendered bytes.Buffer
-	if err := ps.markdown.Convert(body, &rendered); err != nil {
+	// Both buffers are the parser's, reused from piece to piece: a body is
+	// rendered and sanitised without copies or growing a buffer each time.
+	rendered, sanitized := &ps.renderBuf, &ps.cleanBuf
+	rendered.Reset()
+	if err := ps.markdown.Convert(body, rendered); err != nil {
 		return p, append(problems, Problem{File: file, Severity: Error, Message: fmt.Sprintf("render Markdown: %v", err)})
 	}
-	sanitized := strings.TrimSpace(ps.policy.Sanitize(rendered.String()))
+	sanitized.Reset()
+	sanitized.Grow(rendered.Len())
+	if err := ps.policy.SanitizeReaderToWriter(bytes.NewReader(rendered.Bytes()), sanitized); err != nil {
+		return p, append(problems, Problem{File: file, Severity: Error, Message: fmt.Sprintf("sanitise HTML: %v", err)})
+	}
+	clean := bytes.TrimSpace(sanitized.Bytes())
 	// The sanitiser leaves raw HTML's tags unbalanced (a <div> never closed);
 	// the one parse that finds the text also writes the body back balanced.
-	nodes, err := parseFragment(sanitized)
+	nodes, err := parseFragmentFrom(bytes.NewReader(clean))
 	if err == nil {
 		ps.refs = append(ps.refs, localRefs(nodes)...)
 		if base := ps.base(slugOf(&p, file)); base != nil {
@@ -97,7 +106,7 @@ func (ps *parser) parseMarkdown(file string, data, sidecar []byte) (Piece, []Pro
 		}
 		// The plain text is left to PlainText, for the few pieces a digest carries.
 		p.Lede = nodesLede(nodes)
-		p.HTML, err = renderNodes(nodes, len(sanitized))
+		p.HTML, err = renderNodes(nodes, len(clean))
 	}
 	if err != nil {
 		return p, append(problems, Problem{File: file, Severity: Error, Message: fmt.Sprintf("render Markdown: %v", err)})

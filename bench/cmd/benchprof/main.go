@@ -1,7 +1,8 @@
 // Command benchprof runs one publisher command in-process under the Go CPU profiler,
-// so the profile covers exactly the code the real binary runs (cli.Main).
+// so the profile covers exactly the code the real binary runs (cli.Main), and
+// optionally under the execution tracer (where the cores wait: go tool trace).
 //
-//	benchprof -cpuprofile cpu.prof [-memprofile mem.prof] -- build --config publisher.yaml
+//	benchprof -cpuprofile cpu.prof [-memprofile mem.prof] [-trace trace.out] -- build --config publisher.yaml
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 
 	"publisher/internal/cli"
 )
@@ -17,6 +19,7 @@ import (
 func main() {
 	cpu := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	mem := flag.String("memprofile", "", "write a heap (allocations) profile to this file")
+	traceTo := flag.String("trace", "", "write an execution trace to this file")
 	flag.Parse()
 	if *cpu == "" {
 		fmt.Fprintln(os.Stderr, "benchprof: -cpuprofile is required")
@@ -31,8 +34,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchprof:", err)
 		os.Exit(1)
 	}
+	var tf *os.File
+	if *traceTo != "" {
+		if tf, err = os.Create(*traceTo); err == nil {
+			err = trace.Start(tf)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchprof:", err)
+			os.Exit(1)
+		}
+	}
 	status := cli.Main(flag.Args(), os.Environ(), os.Stdout, os.Stderr, false)
 	pprof.StopCPUProfile()
+	if tf != nil {
+		trace.Stop()
+		if err := tf.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "benchprof:", err)
+			os.Exit(1)
+		}
+	}
 	if err := f.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "benchprof:", err)
 		os.Exit(1)

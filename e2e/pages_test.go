@@ -49,7 +49,8 @@ window.addEventListener("load", function () {
     var form = email && email.form, button = form && form.querySelector("button[type=submit]");
     out[f.name] = {
       viewport: vw, scrollWidth: d.documentElement.scrollWidth, wide: wide,
-      signup: !!(email && button && email.getBoundingClientRect().width > 0 && /subscribe$/.test(form.action))
+      signup: !!(email && button && email.getBoundingClientRect().width > 0 && /subscribe$/.test(form.action)),
+      styled: getComputedStyle(d.documentElement).getPropertyValue("--rule").trim() !== ""
     };
   });
   document.getElementById("result").textContent = JSON.stringify(out);
@@ -62,6 +63,8 @@ type layout struct {
 	ScrollWidth int      `json:"scrollWidth"`
 	Wide        []string `json:"wide"`
 	Signup      bool     `json:"signup"`
+	// Styled: the site's stylesheet applies (its colours are defined).
+	Styled bool `json:"styled"`
 }
 
 // framer is an HTTP server in front of the daemon, so that the check page
@@ -283,7 +286,7 @@ digest:
 	if err := json.Unmarshal([]byte(html.UnescapeString(string(m[1]))), &measured); err != nil {
 		t.Fatalf("the check's result %q: %v", m[1], err)
 	}
-	if c := measured[strconv.Itoa(len(pages))]; c.Signup || len(c.Wide) != 1 || !strings.HasPrefix(c.Wide[0], "div ") {
+	if c := measured[strconv.Itoa(len(pages))]; c.Signup || c.Styled || len(c.Wide) != 1 || !strings.HasPrefix(c.Wide[0], "div ") {
 		t.Fatalf("the check missed the control page's faults: %+v", c)
 	}
 	for i, p := range pages {
@@ -296,6 +299,11 @@ digest:
 		}
 		if p.archive && !got.Signup {
 			t.Errorf("%s: no visible sign-up form", p.name)
+		}
+		// Every page but the digest's (the email's own styles) is in the
+		// site's stylesheet.
+		if p.name != "digest" && !got.Styled {
+			t.Errorf("%s: the site's stylesheet does not apply", p.name)
 		}
 	}
 

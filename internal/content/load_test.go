@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // writeTree writes files (slash paths relative to a new temp dir) and returns the dir.
@@ -377,5 +378,41 @@ func BenchmarkLoad(b *testing.B) {
 		if err != nil || len(pieces) != 400 {
 			b.Fatalf("%d pieces, %v, %v", len(pieces), problems, err)
 		}
+	}
+}
+
+// A slab hands out copies packed one after another in shared blocks, which
+// stay intact as later copies fill the block and others follow; a string too
+// large to pack gets its own copy.
+func TestSlabPacksCopies(t *testing.T) {
+	var sl slab
+	buf := []byte("title")
+	a := sl.copy(string(buf))
+	b := sl.copy("a body of some length")
+	buf[0] = 'T' // the copy is not the caller's bytes
+	if a != "title" || b != "a body of some length" {
+		t.Fatalf("copies %q %q", a, b)
+	}
+	if unsafe.StringData(b) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(a)), len(a))) {
+		t.Error("the second copy does not follow the first in the block")
+	}
+	var kept []string
+	for i := range 3 * slabSize / 1000 {
+		kept = append(kept, sl.copy(strings.Repeat(string(rune('a'+i%26)), 1000)))
+	}
+	for i, s := range kept {
+		if s != strings.Repeat(string(rune('a'+i%26)), 1000) {
+			t.Fatalf("copy %d changed as the slab filled", i)
+		}
+	}
+	if a != "title" || b != "a body of some length" {
+		t.Fatalf("the first copies changed: %q %q", a, b)
+	}
+	big := strings.Repeat("x", slabSize/4)
+	if c := sl.copy(big); c != big || unsafe.StringData(c) == unsafe.StringData(big) {
+		t.Error("a large string is not copied on its own")
+	}
+	if sl.copy("") != "" {
+		t.Error("empty string")
 	}
 }

@@ -26,6 +26,8 @@ type parser struct {
 	// refs collects the relative links of the file being parsed that name a
 	// file a piece may carry (see localRefs); parseFile reads them.
 	refs []string
+	// keep holds the strings of the pieces parsed (see Piece.compact).
+	keep slab
 }
 
 // base is the absolute URL a piece with this slug is read at, or nil when

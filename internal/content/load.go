@@ -154,11 +154,13 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 					ps.linkBase = opts.LinkBase
 				}
 				results[i] = ps.parseFileSafely(dir, f, sidecar != "", maxBytes, opts.MaxAssetBytes)
-				if c := opts.Cache; c != nil {
-					results[i].sig = c.sig(&sigBuf, f, results[i].sidecar, results[i].refs)
-				}
 				if opts.SkipText {
 					results[i].piece.Text = "" // plain-text pieces have it anyway
+				}
+				if c := opts.Cache; c != nil {
+					r := &results[i]
+					r.sig = c.sig(&sigBuf, f, r.sidecar, r.refs)
+					r.entry = r.cacheEntry()
 				}
 			}
 		})
@@ -179,20 +181,6 @@ func Load(ctx context.Context, dir string, opts Options) ([]Piece, []Problem, er
 		if c := opts.Cache; c != nil {
 			if r.reused != nil {
 				r.entry = r.reused
-			} else {
-				kept := *r.piece
-				kept.HTML, kept.Text, kept.body = "", "", nil
-				// Of the lede only its teaser is ever shown (see Teaser), and
-				// none of it when there is a summary; a cached piece carries
-				// that much, as the Cache is read on every build.
-				kept.Lede = ""
-				if kept.Summary == "" {
-					kept.Lede = Teaser(&Piece{Lede: r.piece.Lede})
-				}
-				r.entry = &FileResult{
-					Sig: r.sig, Piece: kept, OK: r.ok, Problems: r.problems,
-					Sidecar: r.sidecar, Refs: r.refs,
-				}
 			}
 			c.Next[f] = r.entry
 		}
@@ -248,6 +236,24 @@ type parsed struct {
 	reused   *FileResult // the Cache's entry it was taken from
 	entry    *FileResult // the Cache's entry for it now (reused or new)
 	sig      string      // FileResult.Sig (with a Cache)
+}
+
+// cacheEntry is the Cache's entry for a file just parsed: made by the worker
+// that parsed it, as its teaser takes a while.
+func (r *parsed) cacheEntry() *FileResult {
+	kept := *r.piece
+	kept.HTML, kept.Text, kept.body = "", "", nil
+	// Of the lede only its teaser is ever shown (see Teaser), and none of it
+	// when there is a summary; a cached piece carries that much, as the Cache
+	// is read on every build.
+	kept.Lede = ""
+	if kept.Summary == "" {
+		kept.Lede = Teaser(&Piece{Lede: r.piece.Lede})
+	}
+	return &FileResult{
+		Sig: r.sig, Piece: kept, OK: r.ok, Problems: r.problems,
+		Sidecar: r.sidecar, Refs: r.refs,
+	}
 }
 
 // parseFile reads and parses one piece file and, when hasSidecar, its sidecar;

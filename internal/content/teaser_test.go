@@ -1,6 +1,7 @@
 package content
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -38,5 +39,42 @@ func TestTeaser(t *testing.T) {
 		if strings.HasSuffix(got, "Dr.") {
 			t.Errorf("%s: cut after an abbreviation: %q", tc.name, got)
 		}
+	}
+}
+
+// teaserWhole is Teaser from all of the lede: the reference for the
+// shortcut of reading only its start.
+func teaserWhole(p *Piece) string {
+	if s := strings.TrimSpace(p.Summary); s != "" {
+		return s
+	}
+	return cutTeaser(collapse(p.Lede))
+}
+
+// Teaser reads only the start of a long lede; it gives what reading all of
+// it gives, for ledes of every length around the cut, with closing quotes,
+// abbreviations, odd spaces and long words where the cut falls.
+func TestTeaserReadsTheStartOnly(t *testing.T) {
+	words := []string{"word", "Next", "end.", "end.\"", "end.”)", "“Quoted", "Dr.", "U.S.", "J.", "why?", "yes!’", "(aside)", "12", "élan", "Łódź.", "naïve", "—", "x", strings.Repeat("long", 30), "a,", "b;"}
+	spaces := []string{" ", " ", "  ", "\n", "\t", "\u00a0", "\u2003"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		var b strings.Builder
+		n := rng.IntN(700)
+		for b.Len() < n {
+			b.WriteString(words[rng.IntN(len(words))])
+			b.WriteString(spaces[rng.IntN(len(spaces))])
+		}
+		p := Piece{Lede: b.String()}
+		if got, want := Teaser(&p), teaserWhole(&p); got != want {
+			t.Fatalf("case %d, lede %q:\n got %q\nwant %q", i, p.Lede, got, want)
+		}
+	}
+}
+
+func BenchmarkTeaser(b *testing.B) {
+	p := Piece{Lede: strings.Repeat("Steady operators held despite the inquiry. ", 40)}
+	for b.Loop() {
+		Teaser(&p)
 	}
 }

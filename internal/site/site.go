@@ -258,8 +258,8 @@ type pageFrame struct {
 	key   string // frameKey(feeds, topic)
 	// Rendered from feeds ("site-feeds-head"), the site's feeds
 	// ("site-feeds-foot"), and the site and topic ("site-header",
-	// "site-subscribe"): each costs about as much as a piece's own part of
-	// its page, so once per frame rather than once per page.
+	// "site-subscribe"): together they cost as much as a piece's own part of
+	// its page, so they are rendered once per frame rather than per page.
 	feedsHead, feedsFoot, header, subscribe template.HTML
 }
 
